@@ -1,0 +1,1 @@
+"""Qt-free numerical core: diffusion, networks, score machines, data, rendering."""

@@ -1,0 +1,180 @@
+"""Checkpoints: safetensors weights plus JSON metadata. Loading never runs code.
+
+A ``.pt`` state dict is accepted only through ``torch.load(weights_only=True)``,
+which refuses any pickle that would construct arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .networks import ARCHITECTURES, build_network
+
+FORMAT = "ccdm-gui/1"
+META_KEY = "ccdm"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class ModelInfo:
+    arch: str
+    arch_params: dict[str, Any]
+    image_size: int = 32
+    channels: int = 1
+    num_classes: int = 0
+    padding: str = "zeros"
+    schedule: str = "legacy_cosine"
+    dataset: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    calibrated_p: dict[str, list[int]] = field(default_factory=dict)
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, **self.__dict__}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], source: str) -> ModelInfo:
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{source}: unknown checkpoint format {d.get('format')!r}")
+        for key in ("arch", "arch_params"):
+            if key not in d:
+                raise CheckpointError(f"{source}: metadata lacks the key {key!r}")
+        if d["arch"] not in ARCHITECTURES:
+            raise CheckpointError(f"{source}: unknown architecture {d['arch']!r}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class LoadedModel:
+    info: ModelInfo
+    net: nn.Module
+    path: str
+
+
+def network_params(info: ModelInfo) -> dict[str, Any]:
+    return {
+        **info.arch_params,
+        "channels": info.channels,
+        "num_classes": info.num_classes,
+        "padding": info.padding,
+    }
+
+
+def save_checkpoint(path: str | Path, net: nn.Module, info: ModelInfo) -> None:
+    """Atomic: written to a temporary file beside the target, then renamed."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={META_KEY: json.dumps(info.to_json())})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if META_KEY not in meta:
+        raise CheckpointError(f"{path}: no ccdm-gui metadata in this safetensors file")
+    try:
+        d = json.loads(meta[META_KEY])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from None
+    return ModelInfo.from_json(d, str(path))
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelInfo | None]:
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: refused or unreadable .pt file (only plain state dicts load; {e})"
+            ) from None
+        info = None
+        if isinstance(obj, dict) and "state_dict" in obj:
+            meta = obj.get(META_KEY)
+            if isinstance(meta, str):
+                info = ModelInfo.from_json(json.loads(meta), str(path))
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+            raise CheckpointError(f"{path}: not a state dict of tensors")
+        return obj, info
+    from safetensors.torch import load_file
+
+    info = read_info(path)
+    try:
+        return load_file(str(path)), info
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read weights ({e})") from None
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", info: ModelInfo | None = None
+) -> LoadedModel:
+    """Build the network that the metadata describes and load its weights.
+
+    For a ``.pt`` file without embedded metadata, pass ``info``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    state, found = _load_state(path)
+    info = found or info
+    if info is None:
+        raise CheckpointError(f"{path}: no metadata; say which architecture it holds")
+    try:
+        net = build_network(info.arch, **network_params(info))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: metadata does not describe a network ({e})") from None
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing:
+        raise CheckpointError(f"{path}: missing weights {missing[:3]} ({len(missing)} in all)")
+    if extra:
+        raise CheckpointError(f"{path}: unexpected weights {extra[:3]} ({len(extra)} in all)")
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise CheckpointError(
+                f"{path}: weight {k!r} has shape {tuple(state[k].shape)}, "
+                f"the architecture needs {tuple(v.shape)}"
+            )
+    net.load_state_dict(state)
+    net.to(device).eval()
+    return LoadedModel(info=info, net=net, path=str(path))
+
+
+def update_info(path: str | Path, **changes: Any) -> ModelInfo:
+    """Rewrite a checkpoint's metadata (e.g. a calibrated schedule), weights unchanged."""
+    loaded = load_checkpoint(path)
+    for k, v in changes.items():
+        setattr(loaded.info, k, v)
+    save_checkpoint(path, loaded.net, loaded.info)
+    return loaded.info
