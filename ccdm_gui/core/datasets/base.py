@@ -59,9 +59,7 @@ def prepare_images(
         elif c == 4 and channels in (1, 3):
             return prepare_images(raw[..., :3], image_size, channels, source)
         else:
-            raise DatasetError(
-                f"{source}: images have {c} channels; the model needs {channels}"
-            )
+            raise DatasetError(f"{source}: images have {c} channels; the model needs {channels}")
     x = x / 127.5 - 1.0
     if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
@@ -73,9 +71,13 @@ def subset(ds: Dataset, n: int | None = None, per_class: int | None = None) -> D
     if per_class is not None:
         if ds.labels is None:
             raise DatasetError(f"{ds.source}: has no labels, cannot take {per_class} per class")
-        idx = torch.cat(
-            [torch.nonzero(ds.labels == k).flatten()[:per_class] for k in range(ds.num_classes)]
-        ).sort().values
+        idx = (
+            torch.cat(
+                [torch.nonzero(ds.labels == k).flatten()[:per_class] for k in range(ds.num_classes)]
+            )
+            .sort()
+            .values
+        )
         return Dataset(ds.images[idx], ds.labels[idx], ds.name, ds.source)
     if n is None or n >= len(ds):
         return ds

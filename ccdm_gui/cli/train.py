@@ -1,20 +1,17 @@
-"""The ``ccdm`` command line. Qt is imported only by the ``gui`` command."""
+"""ccdm train: fit the paper's ResNet or UNet to a dataset."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-
-from . import __version__
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from .core.datasets import load_dataset, subset
-    from .core.devices import resolve_device
-    from .core.train import TrainConfig, train
+    from ..core.datasets import load_dataset, subset
+    from ..core.devices import resolve_device
+    from ..core.train import TrainConfig, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,12 +43,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ccdm", description=__doc__)
-    p.add_argument("--version", action="version", version=f"ccdm-gui {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a CNN denoiser")
+def register(sub) -> None:
+    t = sub.add_parser("train", help="train a CNN denoiser (the paper's objective)")
     t.add_argument("--dataset", required=True)
     t.add_argument("--dataset-id", default=None)
     t.add_argument("--out", required=True)
@@ -73,17 +66,3 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=0)
     t.set_defaults(func=_cmd_train)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-def gui_main() -> int:
-    return main(["gui", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

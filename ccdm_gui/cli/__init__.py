@@ -1,0 +1,44 @@
+"""The ``ccdm`` command line. Each sub-command lives in its own module here and
+registers itself; Qt is imported only by the ``gui`` command, lazily."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+# Sub-command modules; each exposes register(subparsers). Listed here so that a
+# missing optional part (never the case in a release) fails loudly, not silently.
+COMMANDS = ("train", "run", "evaluate", "calibrate", "export", "gui", "selftest")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ccdm", description="ccdm-gui: CNN diffusion samples beside the ELS machine"
+    )
+    p.add_argument("--version", action="version", version=f"ccdm-gui {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue
+            raise
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def gui_main() -> int:
+    return main(["gui", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
