@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv in the repository root with everything ccdm-gui needs.
+# torch is installed first, pinned to the CPU build, so that nothing later pulls
+# a multi-GB CUDA build. A GPU user installs a CUDA torch into .venv first (README).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.ccdm-installed"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+    if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+        "$VENV/bin/pip" install --disable-pip-version-check -q "torch==2.13.0"
+    fi
+    "$VENV/bin/pip" install --disable-pip-version-check -q -e "$ROOT[test]"
+    echo "$WANT" > "$STAMP"
+fi
