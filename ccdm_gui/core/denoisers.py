@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .schedule import x0_from_eps
+from .machines import MachineOutput, machine_denoise
+from .schedule import abar, eps_from_x0, x0_from_eps
 
 
 class CNNDenoiser:
@@ -21,3 +22,42 @@ class CNNDenoiser:
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return x0_from_eps(x, self.eps(x, t), t)
+
+
+class MachineDenoiser:
+    """A score machine as a sampler denoiser: (x_t, t) -> MachineOutput (x0 plus provenance).
+
+    ``patch_size`` is one odd P for every step, or a function t -> P (a calibrated
+    schedule); the P used last is kept in ``last_patch_size`` for the trajectory record.
+    """
+
+    def __init__(
+        self,
+        train: torch.Tensor,
+        machine: str = "bbels",
+        patch_size=3,
+        boundary: str = "zeros",
+    ):
+        self.train = train
+        self.machine = machine
+        self.boundary = boundary
+        self.patch_size = patch_size
+        self.last_patch_size: int | None = None
+
+    def patch_size_at(self, t: float) -> int:
+        p = self.patch_size(t) if callable(self.patch_size) else self.patch_size
+        return int(p)
+
+    def __call__(self, x: torch.Tensor, t: float) -> MachineOutput:
+        p = self.patch_size_at(t)
+        self.last_patch_size = p
+        if self.machine == "ideal":
+            # The ideal machine ignores P but still validates it as odd; an image size
+            # (often even) is what callers report for it.
+            p |= 1
+        return machine_denoise(
+            x, abar(t), self.train, machine=self.machine, patch_size=p, boundary=self.boundary
+        )
+
+    def eps(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return eps_from_x0(x, self(x, t).x0, t)

@@ -1,0 +1,90 @@
+"""ccdm calibrate: fit each machine's patch-size schedule P(t) to a model (science.md s. 3)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..core.calibrate import calibrate_model
+    from ..core.pipeline import atomic_write_bytes
+    from ..core.spec import MACHINES
+    from .run import resolve_common
+
+    resolve_common(args)
+    machines = [m.strip() for m in args.machines.split(",") if m.strip()]
+    for m in machines:
+        if m not in MACHINES or m == "ideal":
+            raise SystemExit(f"ccdm calibrate: cannot calibrate {m!r}; choose from bbels, els, ls")
+    bar = tqdm(desc="calibrate", unit="eval")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    res = calibrate_model(
+        args.model,
+        args.dataset,
+        subset=args.subset,
+        seeds=range(args.first_seed, args.first_seed + args.seeds),
+        machines=machines,
+        p_max=args.p_max,
+        boundary=args.boundary,
+        steps=args.steps,
+        device=args.device,
+        write=args.write,
+        on_progress=progress,
+    )
+    bar.close()
+    for m in machines:
+        print(res.table(m))
+        print(f"{m} P(t), t = {1 / args.steps:.2f} .. 1.00: {' '.join(map(str, res.schedule(m)))}")
+    if args.write:
+        print(f"wrote calibrated_p[{', '.join(machines)}] into {args.model}")
+    if args.json:
+        out = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "subset": args.subset,
+            "seeds": res.seeds,
+            "p_values": res.p_values,
+            "t": res.t.tolist(),
+            "schedules": res.schedules(),
+            "similarity": {m: res.similarity[m].tolist() for m in machines},
+            "best": {m: res.best[m].tolist() for m in machines},
+        }
+        text = json.dumps(out)
+        atomic_write_bytes(Path(args.json), lambda f: f.write(text.encode()))
+    return 0
+
+
+def register(sub) -> None:
+    from ..core.spec import BOUNDARIES
+    from .run import add_model_data_args
+
+    p = sub.add_parser("calibrate", help="calibrate each machine's P(t) against a model")
+    add_model_data_args(p, subset=5000)
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds (10-20 in the paper)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=1000,
+        help="calibration seeds start here, apart from evaluation seeds 0..99",
+    )
+    p.add_argument("--machines", default="bbels", help="comma-separated: bbels,els,ls")
+    p.add_argument("--p-max", type=int, default=17, help="largest odd P tried (31 for UNets)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument(
+        "--boundary",
+        choices=BOUNDARIES,
+        default=None,
+        help="default: the model's padding (bbels is always zeros)",
+    )
+    p.add_argument("--write", action="store_true", help="store the schedules in the checkpoint")
+    p.add_argument("--json", default=None, help="also write the full similarity table here")
+    p.set_defaults(func=_cmd_calibrate)

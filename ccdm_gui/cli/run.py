@@ -1,0 +1,165 @@
+"""ccdm run: one comparison (CNN beside a score machine), saved as trajectory.npz + metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def default_model() -> str:
+    try:
+        from ..core.resources import default_model_path
+    except ImportError:
+        # Source checkouts without core.resources: the repo's own models folder.
+        return str(
+            Path(__file__).resolve().parents[2] / "models" / "mnist_resnet_zeros.safetensors"
+        )
+    return str(default_model_path())
+
+
+def default_dataset() -> str:
+    try:
+        from ..core.resources import default_dataset_path
+    except ImportError:
+        return str(Path(__file__).resolve().parents[2] / "resources" / "datasets" / "mnist")
+    return str(default_dataset_path())
+
+
+def add_model_data_args(p: argparse.ArgumentParser, subset: int) -> None:
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped MNIST ResNet)")
+    p.add_argument("--dataset", default=None, help="dataset file or folder (default: MNIST)")
+    p.add_argument(
+        "--subset",
+        type=int,
+        default=subset,
+        help=f"use the first N training images (default {subset})",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:i] or mps")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+
+def resolve_common(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..core.devices import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.model = args.model or default_model()
+    args.dataset = args.dataset or default_dataset()
+    args.device = resolve_device(args.device)
+
+
+def parse_patch_size(text: str) -> int | None:
+    if text in ("calibrated", "schedule", "auto"):
+        return None
+    try:
+        p = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"patch size must be an odd integer or 'calibrated', got {text!r}"
+        ) from None
+    if p < 1 or p % 2 == 0:
+        raise argparse.ArgumentTypeError(f"patch size must be a positive odd integer, got {p}")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..core.pipeline import (
+        atomic_write_bytes,
+        load_model,
+        patch_schedule,
+        run_comparison,
+        save_comparison,
+        schedule_for,
+    )
+    from ..core.spec import RunSpec
+
+    resolve_common(args)
+    info = load_model(args.model, args.device).info
+    boundary = args.boundary or info.padding
+    machine = args.machine or ("els" if boundary == "circular" else "bbels")
+    label = args.label
+    if label is None and info.num_classes > 0:
+        label = args.seed % info.num_classes
+    spec = RunSpec(
+        model=args.model,
+        dataset=args.dataset,
+        subset=args.subset,
+        seed=args.seed,
+        label=label,
+        steps=args.steps,
+        machine=machine,
+        boundary=boundary,
+        patch_size=args.patch_size,
+        device=args.device,
+    )
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, i: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=True)
+        bars[stage].n = i + 1
+        bars[stage].refresh()
+
+    timings: dict[str, float] = {}
+    comp = run_comparison(spec, on_progress=progress, timings=timings)
+    for b in bars.values():
+        b.close()
+    out = Path(args.out)
+    save_comparison(comp, out / "trajectory.npz")
+    _, own = schedule_for(info, machine)
+    metrics = {
+        "spec": json.loads(json.dumps(comp.spec.__dict__)),
+        "t": comp.cnn.t.tolist(),
+        "patch_size": [int(p) for p in patch_schedule(spec, info)],
+        "patch_schedule_source": "fixed"
+        if args.patch_size is not None
+        else ("calibrated" if own else "default"),
+        "correlation": comp.correlation.tolist(),
+        "final_correlation": comp.final_correlation,
+        "timings": timings,
+    }
+    text = json.dumps(metrics, indent=2)
+    atomic_write_bytes(out / "metrics.json", lambda f: f.write(text.encode()))
+    print(
+        f"{machine} vs CNN, seed {args.seed}: final correlation {comp.final_correlation:.4f} "
+        f"(CNN {timings['cnn_seconds']:.1f} s, machine {timings['machine_seconds']:.1f} s)"
+    )
+    print(f"wrote {out / 'trajectory.npz'} and {out / 'metrics.json'}")
+    return 0
+
+
+def register(sub) -> None:
+    from ..core.spec import BOUNDARIES, MACHINES
+
+    p = sub.add_parser("run", help="run one CNN-vs-machine comparison and save its trajectory")
+    add_model_data_args(p, subset=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--label",
+        type=int,
+        default=None,
+        help="class label (conditional models default to seed %% classes)",
+    )
+    p.add_argument(
+        "--machine",
+        choices=MACHINES,
+        default=None,
+        help="default: bbels, or els for a circular model",
+    )
+    p.add_argument(
+        "--boundary", choices=BOUNDARIES, default=None, help="default: the model's padding"
+    )
+    p.add_argument(
+        "--patch-size",
+        type=parse_patch_size,
+        default=None,
+        help="odd P for every step, or 'calibrated' (default)",
+    )
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--out", default="runs/run", help="output folder")
+    p.set_defaults(func=_cmd_run)

@@ -1,0 +1,196 @@
+"""Calibrate a model's patch-size schedule P(t) for each score machine (science.md s. 3).
+
+For K seeds the CNN runs its own DDIM trajectory. At every step, on the very x_t the CNN
+saw, each machine's eps is computed for every odd P in the grid; per seed the P with
+the highest (uncentred) cosine similarity to the CNN's eps wins, and the lower median
+over seeds is the calibrated value (a grid value, unlike a plain median).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .denoisers import MachineDenoiser
+from .metrics import cosine_similarity_batch, lower_median
+from .sampler import Cancelled, ddim_step, initial_noise
+from .schedule import eps_from_x0, time_grid, x0_from_eps
+
+EpsFn = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass
+class CalibrationResult:
+    machines: list[str]
+    p_values: list[int]
+    seeds: list[int]
+    t: np.ndarray  # [T] the DDIM grid, noisiest first (as the trajectory ran)
+    # machine -> [T, len(p_values), K] cosine similarity of machine eps to CNN eps
+    similarity: dict[str, np.ndarray] = field(default_factory=dict)
+    # machine -> [T, K] the winning P per step and seed
+    best: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def schedule(self, machine: str) -> list[int]:
+        """P per step with t ascending: index i holds t = (i + 1) / T, the layout that
+        checkpoints store and ``pipeline.patch_schedule`` reads."""
+        per_step = [int(lower_median(row)) for row in self.best[machine]]
+        return per_step[::-1]
+
+    def schedules(self) -> dict[str, list[int]]:
+        return {m: self.schedule(m) for m in self.machines}
+
+    def table(self, machine: str) -> str:
+        """Median similarity over seeds per (t, P), the chosen P marked with '*'."""
+        sched = self.schedule(machine)[::-1]
+        head = "    t  " + " ".join(f"P={p:<4d}" for p in self.p_values) + "  chosen"
+        lines = [f"[{machine}] median cosine similarity of eps over {len(self.seeds)} seeds", head]
+        for i, t in enumerate(self.t):
+            med = np.median(self.similarity[machine][i], axis=1)
+            cells = []
+            for j, p in enumerate(self.p_values):
+                mark = "*" if p == sched[i] else " "
+                cells.append(f"{med[j]:.4f}{mark}"[:7].ljust(7))
+            lines.append(f"{t:5.2f}  " + " ".join(cells) + f"  {sched[i]}")
+        return "\n".join(lines)
+
+
+def odd_grid(p_max: int, p_min: int = 3) -> list[int]:
+    if p_max < p_min:
+        raise ValueError(f"p_max must be >= {p_min}, got {p_max}")
+    return list(range(p_min | 1, p_max + 1, 2))
+
+
+def calibrate(
+    cnn_eps: EpsFn,
+    train_for_label: Callable[[int | None], torch.Tensor],
+    shape: tuple[int, int, int],
+    machines: Sequence[str],
+    p_values: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    labels: Sequence[int | None] | None = None,
+    boundary: str | dict[str, str] = "zeros",
+    steps: int = 20,
+    device: str = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> CalibrationResult:
+    """``cnn_eps(x [B,C,H,W], t, labels [B] or None)`` is the network under study;
+    ``train_for_label(label)`` the machine's training images for that class (None: all).
+    Seeds that share a label go through the machine as one batch."""
+    seeds = [int(s) for s in seeds]
+    labels = list(labels) if labels is not None else [None] * len(seeds)
+    if len(labels) != len(seeds):
+        raise ValueError("one label per seed")
+    machines = list(machines)
+    p_values = [int(p) for p in p_values]
+    bounds = boundary if isinstance(boundary, dict) else {m: boundary for m in machines}
+    x = torch.cat([initial_noise((1, *shape), s, device) for s in seeds])
+    lab_t = None
+    if any(lab is not None for lab in labels):
+        lab_t = torch.tensor([int(v) for v in labels], dtype=torch.long, device=device)
+    groups: dict[int | None, list[int]] = {}
+    for k, lab in enumerate(labels):
+        groups.setdefault(lab, []).append(k)
+    trains = {lab: train_for_label(lab) for lab in groups}
+
+    grid = time_grid(steps) + [0.0]
+    k_total = len(seeds)
+    res = CalibrationResult(machines, p_values, seeds, np.array(grid[:-1]))
+    for m in machines:
+        res.similarity[m] = np.zeros((steps, len(p_values), k_total))
+    total = steps * len(machines) * len(p_values)
+    done = 0
+    for i in range(steps):
+        t, t_next = grid[i], grid[i + 1]
+        with torch.no_grad():
+            eps_cnn = cnn_eps(x, t, lab_t)
+        for m in machines:
+            for j, p in enumerate(p_values):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled()
+                eps_m = torch.empty_like(x)
+                for lab, ks in groups.items():
+                    den = MachineDenoiser(trains[lab], m, p, bounds[m])
+                    idx = torch.tensor(ks, device=x.device)
+                    xb = x[idx]
+                    eps_m[idx] = eps_from_x0(xb, den(xb, t).x0, t)
+                res.similarity[m][i, j] = cosine_similarity_batch(eps_cnn, eps_m)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+        x0 = x0_from_eps(x, eps_cnn, t)
+        x = ddim_step(x, x0, t, t_next) if t_next > 0 else x0
+    for m in machines:
+        # nan (a degenerate eps) must never win, so it ranks below every real value.
+        sim = np.nan_to_num(res.similarity[m], nan=-np.inf)
+        res.best[m] = np.asarray(p_values)[np.argmax(sim, axis=1)]
+    return res
+
+
+def calibrate_model(
+    model_path: str,
+    dataset_path: str,
+    *,
+    subset: int = 5000,
+    seeds: Sequence[int] = range(10),
+    machines: Sequence[str] = ("bbels",),
+    p_max: int = 17,
+    boundary: str | None = None,
+    steps: int = 20,
+    device: str = "cpu",
+    write: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> CalibrationResult:
+    """Calibrate a checkpoint against a dataset; with ``write`` the schedules are stored in
+    the checkpoint's metadata (atomically), merged with those of other machines.
+
+    The boundary defaults to the model's padding; bbELS is always zero-boundary.
+    """
+    from .checkpoint import update_info
+    from .pipeline import load_model, load_training_images
+    from .spec import RunSpec
+
+    model = load_model(model_path, device)
+    info = model.info
+    seeds = [int(s) for s in seeds]
+    labels: list[int | None] = [
+        (s % info.num_classes) if info.num_classes > 0 else None for s in seeds
+    ]
+    pad = boundary or info.padding
+    bounds = {m: ("zeros" if m == "bbels" else pad) for m in machines}
+    if "bbels" in machines and pad == "circular":
+        raise ValueError("bbels is the zero-boundary machine; calibrate els for a circular model")
+
+    def train_for_label(lab: int | None) -> torch.Tensor:
+        spec = RunSpec(
+            model=model_path, dataset=dataset_path, subset=subset, label=lab, device=device
+        )
+        return load_training_images(spec, info).images
+
+    def cnn_eps(x: torch.Tensor, t: float, lab: torch.Tensor | None) -> torch.Tensor:
+        return model.net(x, t, lab if info.num_classes > 0 else None)
+
+    res = calibrate(
+        cnn_eps,
+        train_for_label,
+        (info.channels, info.image_size, info.image_size),
+        machines,
+        odd_grid(p_max),
+        seeds,
+        labels=labels,
+        boundary=bounds,
+        steps=steps,
+        device=device,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+    )
+    if write:
+        merged = dict(info.calibrated_p or {})
+        merged.update(res.schedules())
+        update_info(model_path, calibrated_p=merged)
+    return res
