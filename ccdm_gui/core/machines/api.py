@@ -1,0 +1,273 @@
+"""The score machines' public entry points: denoise with provenance, inspect one pixel."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .candidates import BOUNDARIES, MACHINES, Problem, build_problems
+from .keys import image_chunks, key_chunks
+from .patches import gather_patches, grid_positions
+from .streaming import StreamingSoftmax
+
+# Elements allowed in one chunk's logits (and in one chunk's key patches): big enough
+# that matrix products run at speed, small enough to stay far below RAM on any device.
+_CHUNK_ELEMENTS = 1 << 22
+# Queries handled together; beyond this the key stream is replayed per block of queries.
+_QUERY_BLOCK = 4096
+# v = 1 - abar is 0 at abar = 1; the softmax then is a hard nearest-patch choice, which a
+# tiny positive v reproduces without dividing by zero.
+_MIN_V = 1e-12
+
+
+@dataclass
+class MachineOutput:
+    x0: torch.Tensor  # [B, C, H, W]
+    source_index: torch.Tensor  # [B, H, W] int64 index into train
+    source_yx: torch.Tensor  # [B, H, W, 2] int64 centre of the winning patch
+    weight: torch.Tensor  # [B, H, W] winning softmax weight
+    entropy: torch.Tensor  # [B, H, W] softmax entropy, nats
+
+
+def _validate(x, abar, train, machine, patch_size, boundary) -> None:
+    if machine not in MACHINES:
+        raise ValueError(f"unknown machine {machine!r}; choose one of {', '.join(MACHINES)}")
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
+    if machine == "bbels" and boundary != "zeros":
+        raise ValueError("bbels is the zero-boundary machine; use boundary='zeros' (or els)")
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int):
+        raise ValueError(f"patch_size must be an int, got {patch_size!r}")
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd and >= 1, got {patch_size}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError("x must be a float tensor [B, C, H, W]")
+    if not isinstance(train, torch.Tensor) or train.dim() != 4:
+        raise ValueError("train must be a tensor [N, C, H, W]")
+    if train.shape[0] == 0:
+        raise ValueError("the training set is empty (no images of the requested class?)")
+    if x.shape[1:] != train.shape[1:]:
+        raise ValueError(
+            f"x is C,H,W = {tuple(x.shape[1:])} but train is {tuple(train.shape[1:])}; "
+            "channels and image size must match"
+        )
+    try:
+        ab = float(abar)
+    except (TypeError, ValueError):
+        raise ValueError(f"abar must be a number, got {abar!r}") from None
+    if not (0.0 < ab <= 1.0):
+        raise ValueError(f"abar must lie in (0, 1], got {abar!r}")
+    if torch.isnan(x).any():
+        raise ValueError("x contains NaN")
+    if train.is_floating_point() and torch.isnan(train).any():
+        raise ValueError("train contains NaN")
+
+
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    # float64 in -> float64 throughout (exact checks); everything else computes in float32.
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _default_chunk(groups: int, queries: int, dim: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // (groups * max(queries, dim)))
+
+
+def _queries(x: torch.Tensor, problem: Problem, patch_size: int) -> torch.Tensor:
+    """[B, C, H, W] -> [G, B * Mq, D], ordered (b, m) inside each group."""
+    b = x.shape[0]
+    g, mq = problem.qpos.shape[:2]
+    q = gather_patches(x, problem.qpos.reshape(-1, 2), patch_size, problem.query_boundary)
+    return q.reshape(b, g, mq, -1).transpose(0, 1).reshape(g, b * mq, -1)
+
+
+def machine_denoise(
+    x: torch.Tensor,
+    abar: float,
+    train: torch.Tensor,
+    machine: str = "bbels",
+    patch_size: int = 5,
+    boundary: str = "zeros",
+    *,
+    chunk: int | None = None,
+) -> MachineOutput:
+    """x0_hat of the chosen score machine at every pixel, with its provenance.
+
+    ``chunk`` bounds the candidates per group held at once (default: sized by memory);
+    it changes speed and memory only, never the result beyond float rounding.
+    """
+    _validate(x, abar, train, machine, patch_size, boundary)
+    if chunk is not None and (isinstance(chunk, bool) or int(chunk) < 1):
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    dtype = _work_dtype(x)
+    with torch.inference_mode():
+        xs = x.to(dtype)
+        tr = train.to(device=x.device, dtype=dtype)
+        a = math.sqrt(float(abar))
+        v = max(1.0 - float(abar), _MIN_V)
+        if machine == "ideal":
+            out = _ideal(xs, tr, a, v, chunk)
+        else:
+            out = _patch_machine(xs, tr, a, v, machine, patch_size, boundary, chunk)
+    out.x0 = out.x0.to(x.dtype)
+    out.weight = out.weight.to(x.dtype)
+    out.entropy = out.entropy.to(x.dtype)
+    return out
+
+
+def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int | None):
+    b, c, h, w = x.shape
+    q = x.reshape(1, b, -1) * (a / v)
+    chunk = chunk or _default_chunk(1, b, q.shape[-1])
+    state = StreamingSoftmax(q, a * a / (2.0 * v))
+    for kc in image_chunks(train, chunk):
+        state.update(kc)
+    res = state.result()
+    pos = grid_positions(range(h), range(w), x.device).reshape(h, w, 2)
+    return MachineOutput(
+        x0=res.values[0].reshape(b, c, h, w),
+        source_index=res.best_image[0][:, None, None].expand(b, h, w).clone(),
+        source_yx=pos[None].expand(b, h, w, 2).clone(),
+        weight=res.weight[0][:, None, None].expand(b, h, w).clone(),
+        entropy=res.entropy[0][:, None, None].expand(b, h, w).clone(),
+    )
+
+
+def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk) -> MachineOutput:
+    b, c, h, w = x.shape
+    dev = x.device
+    out = MachineOutput(
+        x0=torch.empty_like(x),
+        source_index=torch.empty(b, h, w, dtype=torch.long, device=dev),
+        source_yx=torch.empty(b, h, w, 2, dtype=torch.long, device=dev),
+        weight=torch.empty(b, h, w, dtype=x.dtype, device=dev),
+        entropy=torch.empty(b, h, w, dtype=x.dtype, device=dev),
+    )
+    for prob in build_problems(machine, patch_size, boundary, h, w, dev):
+        q = _queries(x, prob, patch_size) * (a / v)
+        g, m, d = q.shape
+        step = max(1, min(m, _QUERY_BLOCK // g if g < _QUERY_BLOCK else 1))
+        parts = []
+        for m0 in range(0, m, step):
+            qb = q[:, m0 : m0 + step]
+            kc = chunk or _default_chunk(g, qb.shape[1], d)
+            state = StreamingSoftmax(qb, a * a / (2.0 * v))
+            for keys in key_chunks(train, prob, patch_size, kc):
+                state.update(keys)
+            parts.append(state.result())
+        _scatter(out, prob, parts, b)
+    return out
+
+
+def _scatter(out: MachineOutput, prob: Problem, parts, b: int) -> None:
+    """Write per-group results back to the pixels they belong to."""
+    g, mq = prob.qpos.shape[:2]
+    vals = torch.cat([p.values for p in parts], 1)  # [G, B*Mq, C]
+    img = torch.cat([p.best_image for p in parts], 1)
+    kpi = torch.cat([p.best_kpos for p in parts], 1)
+    wgt = torch.cat([p.weight for p in parts], 1)
+    ent = torch.cat([p.entropy for p in parts], 1)
+    yx = torch.gather(prob.kpos, 1, kpi[..., None].expand(-1, -1, 2))  # [G, B*Mq, 2]
+    rows, cols = prob.qpos.reshape(-1, 2).unbind(1)
+
+    def per_image(t: torch.Tensor) -> torch.Tensor:
+        # [G, B*Mq, ...] -> [B, G*Mq, ...] matching the flattened qpos order
+        t = t.reshape(g, b, mq, *t.shape[2:]).transpose(0, 1)
+        return t.reshape(b, g * mq, *t.shape[3:])
+
+    out.x0[:, :, rows, cols] = per_image(vals).transpose(1, 2)
+    out.source_index[:, rows, cols] = per_image(img)
+    out.source_yx[:, rows, cols] = per_image(yx)
+    out.weight[:, rows, cols] = per_image(wgt)
+    out.entropy[:, rows, cols] = per_image(ent)
+
+
+def top_candidates(
+    x: torch.Tensor,
+    abar: float,
+    train: torch.Tensor,
+    machine: str = "bbels",
+    patch_size: int = 5,
+    boundary: str = "zeros",
+    pixel: tuple[int, int] = (0, 0),
+    k: int = 8,
+) -> list[tuple[int, tuple[int, int], float]]:
+    """The k heaviest candidates of one pixel of one image, heaviest first.
+
+    Returns (train_index, (row, col) centre of the patch, weight) with weights
+    normalised over all of the pixel's candidates.
+    """
+    if isinstance(x, torch.Tensor) and x.dim() == 3:
+        x = x[None]
+    _validate(x, abar, train, machine, patch_size, boundary)
+    if x.shape[0] != 1:
+        raise ValueError("top_candidates inspects one image; pass [C, H, W] or [1, C, H, W]")
+    _, c, h, w = x.shape
+    r, col = int(pixel[0]), int(pixel[1])
+    if not (0 <= r < h and 0 <= col < w):
+        raise ValueError(f"pixel {pixel} lies outside the {h}x{w} image")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    dtype = _work_dtype(x)
+    with torch.inference_mode():
+        xs = x.to(dtype)
+        tr = train.to(device=x.device, dtype=dtype)
+        a = math.sqrt(float(abar))
+        v = max(1.0 - float(abar), _MIN_V)
+        if machine == "ideal":
+            q = xs.reshape(1, 1, -1)
+            chunks = image_chunks(tr, _default_chunk(1, 1, q.shape[-1]))
+            kpos = torch.tensor([[[r, col]]], device=x.device)
+        else:
+            prob = _group_of(machine, patch_size, boundary, h, w, r, col, x.device)
+            q = gather_patches(xs, prob.qpos[0], patch_size, prob.query_boundary)
+            chunks = key_chunks(tr, prob, patch_size, _default_chunk(1, 1, q.shape[-1]))
+            kpos = prob.kpos
+        return _top_k(q.reshape(1, 1, -1), chunks, kpos, a, v, k)
+
+
+def _group_of(machine, patch_size, boundary, h, w, r, c, device) -> Problem:
+    """The one-pixel problem holding pixel (r, c)'s candidate set."""
+    target = torch.tensor([r, c], device=device)
+    for prob in build_problems(machine, patch_size, boundary, h, w, device):
+        hit = (prob.qpos == target).all(-1).nonzero()
+        if len(hit):
+            g, m = hit[0].tolist()
+            return Problem(
+                prob.qpos[g : g + 1, m : m + 1],
+                prob.kpos[g : g + 1],
+                prob.query_boundary,
+                prob.key_boundary,
+            )
+    raise AssertionError(f"pixel ({r}, {c}) belongs to no candidate group")
+
+
+def _top_k(q, chunks, kpos, a, v, k):
+    # One query: logits of a chunk are a vector, so keeping all-candidate log-sum-exp
+    # and a running top-k is cheap.
+    best_l = torch.empty(0, dtype=torch.float64, device=q.device)
+    best_img = torch.empty(0, dtype=torch.long, device=q.device)
+    best_kp = torch.empty(0, dtype=torch.long, device=q.device)
+    lse = torch.tensor(-math.inf, dtype=torch.float64, device=q.device)
+    for ch in chunks:
+        keys = ch.keys[0]
+        logits = (a * (keys @ q[0, 0]) - 0.5 * a * a * (keys * keys).sum(-1)) / v
+        logits = logits.to(torch.float64)
+        lse = torch.logaddexp(lse, torch.logsumexp(logits, 0))
+        j = torch.arange(keys.shape[0], device=q.device)
+        img = ch.first_image + torch.div(j, ch.kpos_block, rounding_mode="floor")
+        kp = ch.first_kpos + j % ch.kpos_block
+        best_l = torch.cat([best_l, logits])
+        best_img = torch.cat([best_img, img])
+        best_kp = torch.cat([best_kp, kp])
+        if best_l.numel() > k:
+            keep = torch.topk(best_l, k).indices
+            best_l, best_img, best_kp = best_l[keep], best_img[keep], best_kp[keep]
+    order = torch.argsort(best_l, descending=True)[:k]
+    weights = torch.exp(best_l[order] - lse)
+    yx = kpos[0, best_kp[order]]
+    return [
+        (int(i), (int(p[0]), int(p[1])), float(wt))
+        for i, p, wt in zip(best_img[order].tolist(), yx.tolist(), weights.tolist(), strict=True)
+    ]

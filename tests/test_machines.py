@@ -1,0 +1,233 @@
+"""The score machines against the literal float64 reference, the paper's toy case, and
+their argument checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from machine_reference import candidates, reference_denoise, reference_top
+
+from ccdm_gui.core.machines import (
+    MachineOutput,
+    candidate_count,
+    machine_denoise,
+    top_candidates,
+)
+from ccdm_gui.core.sampler import initial_noise, sample
+from ccdm_gui.core.schedule import abar as abar_of
+
+COMBOS = [("ls", "zeros"), ("ls", "circular"), ("els", "circular"), ("els", "zeros")]
+COMBOS += [("bbels", "zeros")]
+SIZES = [(7, 9), (8, 6), (5, 5), (6, 7)]
+
+
+def _case(seed: int, c: int, h: int, w: int, n: int, b: int, ab: float):
+    g = torch.Generator().manual_seed(seed)
+    train = torch.rand(n, c, h, w, generator=g) * 2 - 1
+    # Noisy images near a training image keep some weights peaked, others flat.
+    x0 = train[torch.randint(0, n, (b,), generator=g)]
+    x = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(b, c, h, w, generator=g)
+    return x, train
+
+
+def _compare(out: MachineOutput, ref: dict, tol: float = 1e-4) -> None:
+    np.testing.assert_allclose(out.x0.double().numpy(), ref["x0"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.weight.double().numpy(), ref["weight"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.entropy.double().numpy(), ref["entropy"], atol=tol, rtol=0)
+    # Near-ties may break either way under float32 rounding; elsewhere the winner is fixed.
+    clear = ref["top2_gap"] > 1e-3
+    assert np.array_equal(out.source_index.numpy()[clear], ref["source_index"][clear])
+    assert np.array_equal(out.source_yx.numpy()[clear], ref["source_yx"][clear])
+
+
+def _patch_cases():
+    cases = []
+    k = 0
+    for machine, boundary in COMBOS:
+        for p in (1, 3, 5, 7, 9):
+            for c in (1, 3):
+                h, w = SIZES[k % len(SIZES)]
+                ab = (0.3, 0.9)[k % 2]
+                cases.append(
+                    pytest.param(
+                        machine,
+                        boundary,
+                        p,
+                        c,
+                        h,
+                        w,
+                        ab,
+                        k,
+                        id=f"{machine}-{boundary}-P{p}-C{c}-{h}x{w}-ab{ab}",
+                    )
+                )
+                k += 1
+    return cases
+
+
+@pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases())
+def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed):
+    n = 1 + (seed * 7) % 13
+    x, train = _case(seed, c, h, w, n, 2, ab)
+    out = machine_denoise(x, ab, train, machine, p, boundary)
+    assert out.x0.dtype == torch.float32 and out.x0.shape == x.shape
+    assert out.source_index.dtype == torch.int64 and out.source_yx.shape == (2, h, w, 2)
+    ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
+    _compare(out, ref)
+
+
+@pytest.mark.parametrize("c,ab,boundary", [(1, 0.3, "zeros"), (3, 0.9, "circular")])
+def test_ideal_matches_reference(c, ab, boundary):
+    x, train = _case(11, c, 7, 9, 17, 3, ab)
+    out = machine_denoise(x, ab, train, "ideal", 5, boundary)
+    ref = reference_denoise(x.numpy(), ab, train.numpy(), "ideal", 5, boundary)
+    _compare(out, ref)
+
+
+def test_float64_input_is_computed_in_float64():
+    x, train = _case(3, 3, 8, 6, 9, 2, 0.9)
+    x, train = x.double(), train.double()
+    out = machine_denoise(x, 0.9, train, "bbels", 3, "zeros")
+    assert out.x0.dtype == torch.float64
+    ref = reference_denoise(x.numpy(), 0.9, train.numpy(), "bbels", 3, "zeros")
+    _compare(out, ref, tol=1e-9)
+
+
+@pytest.mark.parametrize("machine,boundary", COMBOS + [("ideal", "zeros")])
+def test_many_small_chunks_give_the_same_answer(machine, boundary):
+    # chunk=1 streams one candidate (or one image) at a time: hundreds of rescalings of
+    # the running sums, which must still reproduce the reference.
+    x, train = _case(5, 1, 7, 9, 12, 2, 0.9)
+    out = machine_denoise(x, 0.9, train, machine, 3, boundary, chunk=1)
+    ref = reference_denoise(x.numpy(), 0.9, train.numpy(), machine, 3, boundary)
+    _compare(out, ref)
+    big = machine_denoise(x, 0.9, train, machine, 3, boundary)
+    torch.testing.assert_close(out.x0, big.x0, atol=1e-5, rtol=0)
+
+
+def test_hard_regime_keeps_weights_finite():
+    # abar near 1 makes logits span thousands: without the running-max shift every
+    # exp would overflow or underflow.
+    x, train = _case(8, 1, 8, 6, 10, 2, 0.999)
+    for machine in ("els", "bbels"):
+        out = machine_denoise(x, 0.999, train, machine, 5, "zeros", chunk=7)
+        ref = reference_denoise(x.numpy(), 0.999, train.numpy(), machine, 5, "zeros")
+        assert torch.isfinite(out.x0).all()
+        _compare(out, ref, tol=2e-4)
+
+
+def test_abar_one_is_nearest_patch():
+    x, train = _case(9, 1, 6, 7, 5, 1, 0.95)
+    out = machine_denoise(x, 1.0, train, "els", 3, "circular")
+    ref = reference_denoise(x.numpy(), 1.0 - 1e-9, train.numpy(), "els", 3, "circular")
+    np.testing.assert_array_equal(out.source_index.numpy(), ref["source_index"])
+    np.testing.assert_array_equal(out.source_yx.numpy(), ref["source_yx"])
+    assert torch.all(out.weight > 0.999)
+
+
+def test_toy_two_image_els_is_tanh_of_window_sum():
+    h, w, ab = 9, 11, 0.6
+    train = torch.stack([-torch.ones(1, h, w), torch.ones(1, h, w)])
+    x = torch.randn(3, 1, h, w, generator=torch.Generator().manual_seed(0))
+    out = machine_denoise(x, ab, train, "els", 3, "circular")
+    s = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), torch.ones(1, 1, 3, 3))
+    expected = torch.tanh(math.sqrt(ab) * s / (1 - ab))
+    torch.testing.assert_close(out.x0, expected, atol=2e-6, rtol=0)
+
+
+def test_toy_ddim_converges_to_local_majority():
+    h, w = 16, 16
+    train = torch.stack([-torch.ones(1, h, w), torch.ones(1, h, w)])
+    x_init = initial_noise((4, 1, h, w), seed=1)
+
+    def denoiser(x, t):
+        return machine_denoise(x, abar_of(t), train, "els", 3, "circular")
+
+    final = sample(denoiser, x_init, 200).final
+    assert torch.all(final.abs() > 0.99), "the sample is not binary"
+    binary = torch.sign(final)
+    window = F.conv2d(F.pad(binary, (1, 1, 1, 1), mode="circular"), torch.ones(1, 1, 3, 3))
+    agree = (torch.sign(window) == binary).float().mean().item()
+    assert agree >= 0.99, f"only {agree:.3f} of pixels equal their 3x3 majority"
+
+
+@pytest.mark.parametrize(
+    "machine,boundary,p,pixel",
+    [
+        ("bbels", "zeros", 3, (0, 4)),
+        ("bbels", "zeros", 5, (0, 0)),
+        ("bbels", "zeros", 3, (3, 0)),
+        ("els", "circular", 3, (2, 3)),
+        ("ls", "zeros", 5, (6, 8)),
+        ("ideal", "zeros", 3, (1, 1)),
+    ],
+)
+def test_top_candidates_match_reference(machine, boundary, p, pixel):
+    x, train = _case(21, 1, 7, 9, 8, 1, 0.9)
+    got = top_candidates(x[0], 0.9, train, machine, p, boundary, pixel=pixel, k=5)
+    want = reference_top(x[0].numpy(), 0.9, train.numpy(), machine, p, boundary, pixel, 5)
+    assert len(got) == len(want)
+    for (gi, gyx, gw), (wi, wyx, ww) in zip(got, want, strict=True):
+        assert abs(gw - ww) < 1e-5
+        if gw > 1e-3:
+            assert (gi, gyx) == (wi, tuple(wyx))
+    weights = [wt for _, _, wt in got]
+    assert weights == sorted(weights, reverse=True)
+
+
+@pytest.mark.parametrize("machine,boundary", COMBOS + [("ideal", "zeros")])
+@pytest.mark.parametrize("p", [1, 3, 5, 9])
+def test_candidate_count_matches_the_table(machine, boundary, p):
+    h, w, n = 7, 9, 3
+    train = np.zeros((n, 1, h, w))
+    if machine == "ideal":
+        expected = n
+    else:
+        expected = sum(
+            len(candidates(train, machine, p, boundary, r, c)) for r in range(h) for c in range(w)
+        )
+    assert candidate_count(machine, p, boundary, h, w, n) == expected
+
+
+def _bad(**over):
+    x, train = _case(0, 1, 6, 6, 3, 1, 0.5)
+    args = dict(x=x, abar=0.5, train=train, machine="els", patch_size=3, boundary="zeros")
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        (dict(patch_size=4), "odd"),
+        (dict(patch_size=0), "odd"),
+        (dict(patch_size=-3), "odd"),
+        (dict(machine="elss"), "unknown machine"),
+        (dict(boundary="reflect"), "unknown boundary"),
+        (dict(machine="bbels", boundary="circular"), "bbels"),
+        (dict(train=torch.zeros(3, 3, 6, 6)), "channels"),
+        (dict(train=torch.zeros(3, 1, 6, 7)), "channels and image size"),
+        (dict(train=torch.zeros(0, 1, 6, 6)), "empty"),
+        (dict(x=torch.full((1, 1, 6, 6), math.nan)), "NaN"),
+        (dict(abar=0.0), r"\(0, 1\]"),
+        (dict(abar=1.5), r"\(0, 1\]"),
+        (dict(abar=math.nan), r"\(0, 1\]"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(over, match):
+    with pytest.raises(ValueError, match=match):
+        machine_denoise(**_bad(**over))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    x, train = _case(4, 1, 32, 32, 50, 2, 0.7)
+    for machine in ("els", "bbels"):
+        cpu = machine_denoise(x, 0.7, train, machine, 5, "zeros")
+        gpu = machine_denoise(x.cuda(), 0.7, train, machine, 5, "zeros")
+        assert gpu.x0.is_cuda
+        torch.testing.assert_close(gpu.x0.cpu(), cpu.x0, atol=1e-4, rtol=0)
