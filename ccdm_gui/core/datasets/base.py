@@ -38,7 +38,7 @@ class Dataset:
 def prepare_images(
     raw: np.ndarray, image_size: int | None, channels: int | None, source: str
 ) -> torch.Tensor:
-    """uint8 [N, H, W] or [N, H, W, C] -> float32 [N, C, S, S] in [-1, 1].
+    """Pixels on the 0..255 scale, [N, H, W] or [N, H, W, C] -> float32 [N, C, S, S] in [-1, 1].
 
     Resizing is bilinear as in the paper's setup (28 -> 32 for MNIST-like data).
     """
@@ -48,21 +48,28 @@ def prepare_images(
         raise DatasetError(f"{source}: expected images of shape [N, H, W(, C)], got {raw.shape}")
     if raw.shape[0] == 0:
         raise DatasetError(f"{source}: contains no images")
+    if raw.shape[-1] == 4 and channels in (None, 1, 3):
+        raw = raw[..., :3]  # RGBA: the alpha channel is not part of the image
     x = torch.from_numpy(np.ascontiguousarray(raw)).permute(0, 3, 1, 2).float()
     c = x.shape[1]
     if channels is not None and c != channels:
         if c == 1 and channels == 3:
             x = x.expand(-1, 3, -1, -1)
         elif c == 3 and channels == 1:
+            # ITU-R 601 luma, the weights PIL's convert("L") uses, so folders and arrays agree.
             w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             x = (x * w).sum(dim=1, keepdim=True)
-        elif c == 4 and channels in (1, 3):
-            return prepare_images(raw[..., :3], image_size, channels, source)
         else:
-            raise DatasetError(f"{source}: images have {c} channels; the model needs {channels}")
+            raise DatasetError(
+                f"{source}: images have {c} channel(s); the model needs {channels}, "
+                "and only grey <-> RGB conversion is supported"
+            )
     x = x / 127.5 - 1.0
     if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        # antialias only changes downsampling (large photos); 28 -> 32 is plain bilinear.
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
+        )
     return x.clamp_(-1.0, 1.0).contiguous()
 
 
