@@ -45,6 +45,8 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str) -> ModelInfo:
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{source}: metadata is a {type(d).__name__}, not an object")
         if d.get("format") != FORMAT:
             raise CheckpointError(f"{source}: unknown checkpoint format {d.get('format')!r}")
         for key in ("arch", "arch_params"):
@@ -121,7 +123,10 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelInfo | None]:
         if isinstance(obj, dict) and "state_dict" in obj:
             meta = obj.get(META_KEY)
             if isinstance(meta, str):
-                info = ModelInfo.from_json(json.loads(meta), str(path))
+                try:
+                    info = ModelInfo.from_json(json.loads(meta), str(path))
+                except json.JSONDecodeError as e:
+                    raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from None
             obj = obj["state_dict"]
         if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
             raise CheckpointError(f"{path}: not a state dict of tensors")
