@@ -1,0 +1,33 @@
+"""Frame sequences and video from core.render's pixels. No Qt: the app runs these in a
+worker thread and the CLI runs them directly.
+
+    render_frames(comp, layout, scale, show, prov_mode, diff)   frames as arrays
+    export_frames(comp, folder, ...)                            PNG folder + JSON sidecar
+    export_video(comp, path, fps, quality, hold_last, ...)      .mp4 / .gif / .webm
+    export_grid_video(comps, path, ...)                         several runs tiled
+
+Long exports take on_progress(i, total) and should_cancel() -> bool; a cancelled or
+failed export leaves nothing behind (ExportCancelled / ExportError).
+"""
+
+from .atomic import SIDECAR, ExportCancelled, ExportError
+from .compose import LAYOUTS, Composer, grid, render_frames
+from .frames import export_frames, frame_names
+from .video import FORMATS, available_formats, export_grid_video, export_video, read_metadata
+
+__all__ = [
+    "FORMATS",
+    "LAYOUTS",
+    "SIDECAR",
+    "Composer",
+    "ExportCancelled",
+    "ExportError",
+    "available_formats",
+    "export_frames",
+    "export_grid_video",
+    "export_video",
+    "frame_names",
+    "grid",
+    "read_metadata",
+    "render_frames",
+]

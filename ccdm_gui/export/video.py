@@ -1,0 +1,353 @@
+"""Video of a trajectory: MP4 (H.264), GIF (exact palette when a frame allows) or WebM
+(VP9). The run's spec and the app version go into the container's metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..core.spec import Comparison
+from .atomic import ExportCancelled, ExportError, atomic_file, error_for
+from .compose import Composer, check_view, grid
+from .metadata import export_record, to_json
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    name: str  # container / file suffix
+    codec: str | None  # FFmpeg encoder; None: written by Pillow
+    default_quality: int | None  # CRF
+    quality_range: tuple[int, int] | None
+
+
+FORMATS = {
+    # CRF 18 keeps the hard edges of enlarged pixels; these videos are small anyway.
+    "mp4": VideoFormat("mp4", "libx264", 18, (0, 51)),
+    "webm": VideoFormat("webm", "libvpx-vp9", 24, (0, 63)),
+    "gif": VideoFormat("gif", None, None, None),
+}
+
+
+def encoder_available(codec: str) -> bool:
+    import av
+
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        return False
+    return True
+
+
+def available_formats() -> list[str]:
+    """The formats this installation can write (WebM needs a VP9-enabled FFmpeg)."""
+    return [n for n, f in FORMATS.items() if f.codec is None or encoder_available(f.codec)]
+
+
+def video_format(path: str | os.PathLike, fmt: str | None = None) -> VideoFormat:
+    name = (fmt or Path(path).suffix.lstrip(".")).lower()
+    if name not in FORMATS:
+        what = f"format {fmt!r}" if fmt else f"file type {Path(path).suffix or '(none)'!r}"
+        raise ExportError(
+            f"unknown video {what} for {path}; use one of: " + ", ".join(f".{n}" for n in FORMATS)
+        )
+    f = FORMATS[name]
+    if f.codec is not None and not encoder_available(f.codec):
+        raise ExportError(
+            f"cannot write {path}: this installation's FFmpeg has no {f.codec} encoder "
+            f"for {name}; available formats: {', '.join(available_formats())}"
+        )
+    return f
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    out = np.zeros((h + h % 2, w + w % 2, 3), np.uint8)
+    out[:h, :w] = frame
+    # Repeat the edge so the padding row/column is invisible rather than a black line.
+    out[h:, :w] = frame[h - 1 :]
+    out[:, w:] = out[:, w - 1 : w]
+    return out
+
+
+def _checked(
+    frames: Iterable[np.ndarray],
+    total: int,
+    path: Path,
+    on_progress: Callable[[int, int], None] | None,
+    should_cancel: Callable[[], bool] | None,
+) -> Iterator[np.ndarray]:
+    for i, frame in enumerate(frames):
+        if should_cancel is not None and should_cancel():
+            raise ExportCancelled(f"export to {path} cancelled")
+        yield frame
+        if on_progress is not None:
+            on_progress(i + 1, total)
+
+
+def _write_av(f, fmt: VideoFormat, frames, fps, quality, hold_frames, title, comment) -> None:
+    import av
+
+    options = {"movflags": "+faststart"} if fmt.name == "mp4" else {}
+    container = av.open(f, "w", format=fmt.name, options=options)
+    failed = True
+    try:
+        container.metadata["title"] = title
+        container.metadata["comment"] = comment
+        stream = None
+        last = None
+        for frame in frames:
+            frame = _even(frame)
+            if stream is None:
+                stream = container.add_stream(fmt.codec, rate=Fraction(fps).limit_denominator(1001))
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                if fmt.name == "mp4":
+                    stream.options = {"crf": str(quality), "preset": "medium"}
+                else:
+                    stream.options = {
+                        "crf": str(quality),
+                        "b": "0",
+                        "deadline": "good",
+                        "cpu-used": "4",
+                        "row-mt": "1",
+                    }
+            elif frame.shape[:2] != (stream.height, stream.width):
+                raise ExportError("frames of one video must all have the same size")
+            last = frame
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if stream is None:
+            raise ExportError("nothing to export: the trajectory has no steps")
+        for _ in range(hold_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(last, format="rgb24")))
+        container.mux(stream.encode(None))
+        failed = False
+    finally:
+        try:
+            container.close()
+        except Exception:
+            # Closing writes the trailer; after a failure that can fail again (the disk
+            # is still full) and must not hide the first error.
+            if not failed:
+                raise
+
+
+def _palette_image(frame: np.ndarray) -> Image.Image:
+    """Exact palette when the frame has at most 256 colours (typical: grey images,
+    categorical provenance), else a median-cut palette without dithering, which keeps
+    enlarged pixels flat."""
+    h, w = frame.shape[:2]
+    packed = (
+        (frame[..., 0].astype(np.uint32) << 16)
+        | (frame[..., 1].astype(np.uint32) << 8)
+        | frame[..., 2].astype(np.uint32)
+    ).reshape(-1)
+    colors, index = np.unique(packed, return_inverse=True)
+    if len(colors) > 256:
+        return Image.fromarray(frame).quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    img = Image.fromarray(index.reshape(h, w).astype(np.uint8), "P")
+    rgb = np.stack([(colors >> 16) & 255, (colors >> 8) & 255, colors & 255], axis=1)
+    img.putpalette(rgb.astype(np.uint8).tobytes())
+    return img
+
+
+def _write_gif(f, frames, total, fps, hold_s, comment) -> None:
+    base = 1000.0 / fps
+    durations = [int(round(base))] * total
+    durations[-1] = int(round(base + 1000.0 * hold_s))
+    images = (_palette_image(fr) for fr in frames)
+    first = next(images, None)
+    if first is None:
+        raise ExportError("nothing to export: the trajectory has no steps")
+    first.save(
+        f,
+        format="GIF",
+        save_all=True,
+        append_images=images,
+        duration=durations,
+        loop=0,
+        comment=comment.encode(),
+        # Pillow's optimize may merge similar palette entries; exactness matters more
+        # than a few bytes here.
+        optimize=False,
+    )
+
+
+def _write_video(
+    path,
+    frames,
+    total,
+    fps,
+    quality,
+    hold_last,
+    fmt,
+    overwrite,
+    record,
+    on_progress,
+    should_cancel,
+) -> Path:
+    path = Path(path)
+    vf = video_format(path, fmt)
+    if not fps > 0:
+        raise ExportError(f"fps must be positive, got {fps}")
+    if hold_last < 0:
+        raise ExportError(f"hold must be >= 0 seconds, got {hold_last}")
+    if vf.quality_range is not None:
+        quality = vf.default_quality if quality is None else int(quality)
+        lo, hi = vf.quality_range
+        if not lo <= quality <= hi:
+            raise ExportError(f"quality (CRF) for {vf.name} must be in {lo}..{hi}, got {quality}")
+    comment = to_json(record)
+    title = record["title"]
+    frames = _checked(frames, total, path, on_progress, should_cancel)
+    with atomic_file(path, overwrite) as f:
+        try:
+            if vf.codec is None:
+                _write_gif(f, frames, total, fps, hold_last, comment)
+            else:
+                hold_frames = int(round(hold_last * fps))
+                _write_av(f, vf, frames, fps, quality, hold_frames, title, comment)
+        except ExportError:
+            raise
+        except OSError as e:
+            raise error_for(e, path) from e
+    return path
+
+
+def _video_layout(layout: str) -> str:
+    # A video holds one picture per frame: "panels" there means the bare panels side
+    # by side ("strip"), without captions.
+    return "strip" if layout == "panels" else layout
+
+
+def export_video(
+    comp: Comparison,
+    path: str | os.PathLike,
+    fps: float = 4,
+    quality: int | None = None,
+    hold_last: float = 0.0,
+    layout: str = "composite",
+    scale: int = 8,
+    show: str = "x0",
+    prov_mode: str = "source",
+    diff: bool = False,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Path:
+    """Write the trajectory as a video, one step per frame, to ``path``.
+
+    fmt: "mp4", "gif" or "webm" (default: from the suffix). quality: CRF for mp4
+    (0..51, default 18) and webm (0..63, default 24), lower is better; ignored for gif.
+    hold_last: seconds to keep the last frame on screen. layout: "composite" or
+    "strip" ("panels" is taken as "strip"). The file appears complete or not at all.
+    """
+    layout = _video_layout(layout)
+    try:
+        check_view(layout, scale, show, prov_mode)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    composer = Composer(comp, scale, show, prov_mode, diff)
+    view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
+    record = export_record([comp], view, title=f"ccdm-gui: {composer.title}")
+    frames = (composer.frame(i, layout) for i in range(composer.steps))
+    return _write_video(
+        path,
+        frames,
+        composer.steps,
+        fps,
+        quality,
+        hold_last,
+        fmt,
+        overwrite,
+        record,
+        on_progress,
+        should_cancel,
+    )
+
+
+def export_grid_video(
+    comps: list[Comparison],
+    path: str | os.PathLike,
+    fps: float = 4,
+    quality: int | None = None,
+    hold_last: float = 0.0,
+    layout: str = "composite",
+    scale: int = 8,
+    show: str = "x0",
+    prov_mode: str = "source",
+    diff: bool = False,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    columns: int | None = None,
+) -> Path:
+    """Several comparisons (e.g. seeds) tiled in one video, row-major, each cell the
+    frame export_video would write. Runs with fewer steps hold their last frame."""
+    if not comps:
+        raise ExportError("a grid video needs at least one comparison")
+    layout = _video_layout(layout)
+    try:
+        check_view(layout, scale, show, prov_mode)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    composers = [Composer(c, scale, show, prov_mode, diff) for c in comps]
+    total = max(c.steps for c in composers)
+    view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
+    view["columns"] = columns
+    seeds = ", ".join(str(c.spec.seed) for c in comps)
+    record = export_record(comps, view, title=f"ccdm-gui: {len(comps)} runs (seeds {seeds})")
+    frames = (
+        grid([c.frame(min(i, c.steps - 1), layout) for c in composers], columns)
+        for i in range(total)
+    )
+    return _write_video(
+        path,
+        frames,
+        total,
+        fps,
+        quality,
+        hold_last,
+        fmt,
+        overwrite,
+        record,
+        on_progress,
+        should_cancel,
+    )
+
+
+def _view(layout, scale, show, prov_mode, diff, fps, hold_last) -> dict:
+    return {
+        "layout": layout,
+        "scale": int(scale),
+        "show": show,
+        "provenance": prov_mode,
+        "difference": bool(diff),
+        "fps": float(fps),
+        "hold_last": float(hold_last),
+    }
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The export record a video carries (from its comment), or {} if it has none."""
+    import json
+
+    import av
+
+    with av.open(str(path)) as c:
+        meta = {k.lower(): v for k, v in c.metadata.items()}
+    try:
+        return json.loads(meta.get("comment", ""))
+    except ValueError:
+        return {}
