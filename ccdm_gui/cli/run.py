@@ -8,21 +8,14 @@ from pathlib import Path
 
 
 def default_model() -> str:
-    try:
-        from ..core.resources import default_model_path
-    except ImportError:
-        # Source checkouts without core.resources: the repo's own models folder.
-        return str(
-            Path(__file__).resolve().parents[2] / "models" / "mnist_resnet_zeros.safetensors"
-        )
+    from ..core.resources import default_model_path
+
     return str(default_model_path())
 
 
 def default_dataset() -> str:
-    try:
-        from ..core.resources import default_dataset_path
-    except ImportError:
-        return str(Path(__file__).resolve().parents[2] / "resources" / "datasets" / "mnist")
+    from ..core.resources import default_dataset_path
+
     return str(default_dataset_path())
 
 
@@ -101,6 +94,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     def progress(stage: str, i: int, total: int) -> None:
         if stage not in bars:
+            for b in bars.values():
+                b.close()
             bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=True)
         bars[stage].n = i + 1
         bars[stage].refresh()

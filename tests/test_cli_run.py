@@ -1,0 +1,180 @@
+"""``ccdm run``, ``ccdm evaluate`` and ``ccdm calibrate`` end to end through cli.main."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_pipeline import SIZE, make_dataset, make_model
+
+from ccdm_gui.cli import main
+from ccdm_gui.core.checkpoint import read_info
+from ccdm_gui.core.pipeline import load_comparison, run_comparison
+from ccdm_gui.core.spec import RunSpec
+
+
+@pytest.fixture
+def files(tmp_path):
+    return make_model(tmp_path / "m.safetensors"), make_dataset(tmp_path / "data")
+
+
+def test_ccdm_run_writes_trajectory_and_metrics(files, tmp_path, capsys):
+    model, data = files
+    out = tmp_path / "run1"
+    argv = [
+        "run",
+        "--model",
+        str(model),
+        "--dataset",
+        str(data),
+        "--seed",
+        "5",
+        "--subset",
+        "20",
+        "--steps",
+        "4",
+        "--patch-size",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert "final correlation" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "trajectory.npz"]
+    comp = load_comparison(out / "trajectory.npz")
+    assert comp.spec == RunSpec(
+        model=str(model),
+        dataset=str(data),
+        subset=20,
+        seed=5,
+        steps=4,
+        machine="bbels",
+        boundary="zeros",
+        patch_size=5,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["patch_size"] == [5, 5, 5, 5] and metrics["patch_schedule_source"] == "fixed"
+    np.testing.assert_allclose(metrics["t"], [1.0, 0.75, 0.5, 0.25])
+    np.testing.assert_allclose(metrics["correlation"], comp.correlation)
+    assert metrics["final_correlation"] == pytest.approx(comp.final_correlation)
+    assert set(metrics["timings"]) == {"cnn_seconds", "machine_seconds"}
+    # the saved run is exactly what the library computes for the same spec
+    again = run_comparison(comp.spec)
+    np.testing.assert_array_equal(again.machine.x0, comp.machine.x0)
+    np.testing.assert_array_equal(again.cnn.final, comp.cnn.final)
+
+
+def test_ccdm_run_defaults_follow_the_model(tmp_path):
+    model = make_model(tmp_path / "c.safetensors", padding="circular")
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "run2"
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(model),
+                "--dataset",
+                str(data),
+                "--subset",
+                "12",
+                "--steps",
+                "3",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    # circular model -> circular ELS; no calibration -> the documented default schedule
+    assert metrics["spec"]["machine"] == "els" and metrics["spec"]["boundary"] == "circular"
+    assert metrics["patch_schedule_source"] == "default"
+    assert metrics["patch_size"] == [15, 11, 7]  # t = 1, 2/3, 1/3 -> nearest 1.0, 0.65, 0.35
+
+
+def test_ccdm_run_rejects_an_even_patch_size(files, tmp_path):
+    model, data = files
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "run",
+                "--model",
+                str(model),
+                "--dataset",
+                str(data),
+                "--patch-size",
+                "4",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+
+
+def test_ccdm_evaluate_and_calibrate(files, tmp_path, capsys):
+    model, data = files
+    common = ["--model", str(model), "--dataset", str(data), "--subset", "16", "--device", "cpu"]
+    assert (
+        main(
+            [
+                "calibrate",
+                *common,
+                "--seeds",
+                "2",
+                "--machines",
+                "bbels",
+                "--p-max",
+                "5",
+                "--steps",
+                "20",
+                "--write",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "median cosine similarity" in text and "wrote calibrated_p[bbels]" in text
+    sched = read_info(model).calibrated_p["bbels"]
+    assert len(sched) == 20 and set(sched) <= {3, 5}
+
+    out = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                *common,
+                "--machine",
+                "bbels,ls",
+                "--seeds",
+                "3",
+                "--steps",
+                "4",
+                "--cnn-steps",
+                "4",
+                "--baseline",
+                "ideal",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    res = json.loads(out.read_text())
+    assert set(res["correlation"]) == {"bbels", "ls", "ideal"}
+    assert all(len(v) == 3 for v in res["correlation"].values())
+    assert set(res["beats_baseline"]) == {"bbels", "ls"}
+    assert res["patch_size"] == "calibrated"
+    # the calibrated schedule just written is what evaluation used
+    assert res["schedules"]["bbels"] == [sched[k] for k in (19, 14, 9, 4)]
+    # each seed's number matches a single run with that seed
+    single = run_comparison(
+        RunSpec(model=str(model), dataset=str(data), subset=16, seed=2, steps=4, machine="ls")
+    )
+    assert res["correlation"]["ls"][2] == pytest.approx(single.final_correlation, abs=1e-5)
+    assert "beats ideal" in capsys.readouterr().out
+    assert SIZE == read_info(model).image_size
