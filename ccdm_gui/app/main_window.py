@@ -1,0 +1,771 @@
+"""The main window: controls on the left, linked panels, timeline and plots in the middle,
+the pixel inspector on the right. It owns the one worker thread and mirrors its results.
+
+What recomputes what: every control builds a RunSpec and hands it to the worker, whose
+TrajectoryCache keys the CNN part by ``spec.cnn_key()``; so P, boundary, machine and
+dataset changes rerun only the machine, and view changes (x_t / x0_hat, provenance mode,
+difference) and scrubbing only redraw from frames already here.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import __version__
+from ..core import render
+from ..core.checkpoint import ModelInfo, read_info
+from ..core.devices import available_devices
+from ..core.pipeline import schedule_for
+from ..core.spec import Comparison, RunSpec
+from . import settings as st
+from .controls import SPEC_FIELDS, ControlPanel, Timeline
+from .frames import FrameStore, View
+from .inspector import Inspector
+from .panels import ImagePanels, LegendWidget
+from .plots import Plots
+from .worker import InspectRequest, Worker
+
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+GUI_DEFAULT_SUBSET = 1000
+# Debounce for controls that fire while dragged (the P slider, spin boxes held down):
+# the newest request cancels the older one anyway, this just avoids starting runs that
+# would be cancelled a few milliseconds later.
+REQUEST_DELAY_MS = 150
+
+
+def _fmt_s(seconds: float, cached: bool) -> str:
+    return "cached" if cached else f"{seconds:.1f} s"
+
+
+class Banner(QFrame):
+    """An inline, non-blocking error message above the panels."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setStyleSheet(
+            "Banner { background: #5a1f1f; border: 1px solid #a33; border-radius: 3px; }"
+            "QLabel { color: #fdd; }"
+        )
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(close)
+        self.hide()
+
+    def show_message(self, msg: str) -> None:
+        self.text.setText(msg)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    comparison_ready = Signal(object)  # Comparison, each time a run completes
+    run_failed = Signal(str)
+
+    def __init__(self, options: dict | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        options = dict(options or {})
+        self.settings = st.open_settings()
+        self.setWindowTitle("ccdm-gui")
+        self.setAcceptDrops(True)
+        self.store = FrameStore()
+        self.view_state = View()
+        self.info: ModelInfo | None = None
+        self.good: Comparison | None = None
+        self.rid = 0
+        self.step = 0
+        self.follow_live = True
+        self.last_error = ""
+        self.redraw_ms: list[float] = []
+        self._requested: RunSpec | None = None
+        self._inspect_id = 0
+        self._run_started = 0.0
+        # A screenshot run is a tool, not a session: it leaves the user's settings alone.
+        self._no_save = bool(options.get("screenshot"))
+
+        self.worker = Worker(self)
+        self.worker.model_loaded.connect(self._on_model_loaded)
+        self.worker.partial.connect(self._on_partial)
+        self.worker.done.connect(self._on_done)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.worker.inspected.connect(self._on_inspected)
+
+        self._build_ui()
+        self._build_menus()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(REQUEST_DELAY_MS)
+        self._debounce.timeout.connect(self.request)
+        self._player = QTimer(self)
+        self._player.timeout.connect(self._tick)
+
+        self._restore(options)
+        self.worker.start()
+        if options.get("autostart", True):
+            self.request()
+
+    # ================================================================ layout
+    def _build_ui(self) -> None:
+        self.controls = ControlPanel(available_devices())
+        self.controls.changed.connect(self._on_control)
+        self.controls.open_model.connect(self.choose_model)
+        self.controls.open_dataset.connect(self.choose_dataset)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.controls)
+        scroll.setMinimumWidth(self.controls.sizeHint().width() + 20)
+        self.controls_dock = QDockWidget("Run", self)
+        self.controls_dock.setObjectName("controls")
+        self.controls_dock.setWidget(scroll)
+        self.controls_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
+
+        self.banner = Banner()
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: bold; padding: 2px 4px;")
+        self.panels = ImagePanels()
+        self.panels.hovered.connect(self._on_hover)
+        self.panels.clicked.connect(self.inspect_pixel)
+        self.legend = LegendWidget()
+        self.diff_legend = LegendWidget()
+        self.diff_legend.hide()
+        legends = QHBoxLayout()
+        legends.addWidget(self.legend, 1)
+        legends.addWidget(self.diff_legend, 0)
+        self.timeline = Timeline()
+        self.timeline.step_changed.connect(self._on_scrub)
+        self.timeline.play_toggled.connect(self._on_play)
+        self.timeline.fps.valueChanged.connect(self._on_fps)
+        self.plots = Plots()
+        self.plots.marker_moved.connect(self._on_marker)
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(4, 4, 4, 0)
+        tl.addWidget(self.banner)
+        tl.addWidget(self.title)
+        tl.addWidget(self.panels, 1)
+        tl.addLayout(legends)
+        tl.addWidget(self.timeline)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.plots)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        self.setCentralWidget(split)
+
+        self.inspector = Inspector(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.inspector)
+        self.inspector.hide()
+
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("stop the running computation (Esc)")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn.hide()
+        self.timing_label = QLabel("")
+        self.device_label = QLabel("")
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_btn)
+        sb.addPermanentWidget(self.timing_label)
+        sb.addPermanentWidget(self.device_label)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        self.act_open_model = self._action(file, "Open &model…", "Ctrl+O", self.choose_model)
+        self.act_open_dataset = self._action(file, "Open &dataset…", "Ctrl+D", self.choose_dataset)
+        self.recent_menu = file.addMenu("&Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        self.act_export_frames = self._action(
+            file, "&Export frames…", "Ctrl+E", lambda: self.export("frames")
+        )
+        self.act_export_video = self._action(
+            file, "Export &video…", "Ctrl+Shift+E", lambda: self.export("video")
+        )
+        self.act_export_frames.setEnabled(False)
+        self.act_export_video.setEnabled(False)
+        file.addSeparator()
+        self._action(file, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        run = mb.addMenu("&Run")
+        self._action(run, "&Recompute", "F5", lambda: self.request(force=True))
+        self._action(run, "&Cancel", "Esc", self.cancel)
+        self._action(run, "&New seed", "Ctrl+N", self.controls.new_seed.click)
+
+        view = mb.addMenu("&View")
+        self.act_play = self._action(view, "&Play / pause", "Space", self.timeline.play.toggle)
+        self._action(view, "Step &back", "Left", lambda: self._step_by(-1))
+        self._action(view, "Step &forward", "Right", lambda: self._step_by(1))
+        self._action(view, "&First frame", "Home", lambda: self._go(0))
+        self._action(view, "&Last frame", "End", lambda: self._go(self.store.frames - 1))
+        view.addSeparator()
+        self._action(view, "Reset &zoom", "Ctrl+0", self.panels.reset_zoom)
+        view.addAction(self.controls_dock.toggleViewAction())
+        view.addAction(self.inspector.toggleViewAction())
+
+        helpm = mb.addMenu("&Help")
+        self._action(helpm, "&About ccdm-gui", None, self.about)
+
+    def _action(self, menu, text, shortcut, slot) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        act.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(act)
+        self.addAction(act)
+        return act
+
+    # ================================================================ state
+    def _restore(self, opt: dict) -> None:
+        from ..core.resources import default_dataset_path, default_model_path
+
+        s = self.settings
+        geo = s.value("window/geometry")
+        if isinstance(geo, QByteArray) and not opt.get("screenshot"):
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1560, 960)
+        state = s.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.inspector.hide()
+
+        def pick(key, default, kind=None):
+            if opt.get(key) is not None:
+                return opt[key]
+            return st.get(s, f"last/{key}", default, kind)
+
+        self.model_path = str(pick("model", str(default_model_path()), str))
+        self.dataset_path = str(pick("dataset", str(default_dataset_path()), str))
+        info = self._peek_info(self.model_path)
+        if opt.get("machine") is None and info is not None and opt.get("model") is not None:
+            # A model named on the command line gets its own padding's machine.
+            default_machine = "bbels" if info.padding == "zeros" else "els"
+        else:
+            default_machine = "bbels"
+        machine = str(pick("machine", default_machine, str))
+        boundary = str(pick("boundary", "zeros" if machine == "bbels" else "circular", str))
+        if machine == "bbels":
+            boundary = "zeros"
+        p = opt.get("patch_size")
+        if p is None:
+            p = st.get(s, "last/patch_size", "calibrated", str)
+        patch_size = None if p in (None, "calibrated", "") else int(p)
+        devices = available_devices()
+        device = str(pick("device", devices[0], str))
+        if device not in devices:
+            device = devices[0]
+        values = {
+            "subset": int(pick("subset", GUI_DEFAULT_SUBSET, int)),
+            "seed": int(pick("seed", 0, int)),
+            "steps": int(pick("steps", 20, int)),
+            "device": device,
+            "machine": machine,
+            "boundary": boundary,
+            "patch_size": patch_size,
+            "label": opt.get("label"),
+        }
+        if info is not None:
+            self._apply_info(info)
+        view = {
+            "show": st.get(s, "last/show", "x0", str),
+            "prov_mode": st.get(s, "last/prov_mode", "source", str),
+            "diff": st.get(s, "last/diff", False, bool),
+        }
+        self.controls.set_state(values, view)
+        self.timeline.fps.setValue(st.get(s, "last/fps", 6, int))
+        self.timeline.loop.setChecked(st.get(s, "last/loop", True, bool))
+        self.view_state = View(**self.controls.view_values())
+        self.panels.set_panels(self._panel_names())
+        self.controls.set_paths(self.model_path, self.dataset_path)
+        self.device_label.setText(f"device: {device}")
+
+    def _save(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        good = self.good.spec if self.good is not None else None
+        s.setValue("last/model", good.model if good else self.model_path)
+        s.setValue("last/dataset", good.dataset if good else self.dataset_path)
+        v = self.controls.values()
+        for k in ("subset", "seed", "steps", "device", "machine", "boundary"):
+            s.setValue(f"last/{k}", v[k])
+        p = v["patch_size"]
+        s.setValue("last/patch_size", "calibrated" if p is None else str(p))
+        for k, val in self.controls.view_values().items():
+            s.setValue(f"last/{k}", val)
+        s.setValue("last/fps", self.timeline.fps.value())
+        s.setValue("last/loop", self.timeline.loop.isChecked())
+        s.sync()
+
+    @staticmethod
+    def _peek_info(path: str) -> ModelInfo | None:
+        """Header-only metadata read (no weights), to set up the controls at once; the
+        worker's full load is what validates the file."""
+        if not str(path).endswith(".safetensors"):
+            return None
+        try:
+            return read_info(path)
+        except Exception:
+            return None
+
+    def _apply_info(self, info: ModelInfo) -> None:
+        self.info = info
+        self.controls.set_image_size(info.image_size)
+        self.controls.set_num_classes(info.num_classes)
+
+    # ================================================================ requests
+    def spec(self) -> RunSpec:
+        v = self.controls.values()
+        if self.info is not None and self.info.num_classes <= 0:
+            v["label"] = None
+        return RunSpec(model=self.model_path, dataset=self.dataset_path, **v)
+
+    def request(self, force: bool = False) -> int | None:
+        """Ask the worker for the comparison the controls describe."""
+        self._debounce.stop()
+        try:
+            spec = self.spec()
+        except ValueError as e:
+            self.show_error(str(e))
+            return None
+        if not force:
+            if self._requested == spec and self.worker.busy:
+                return self.rid
+            if self.store.complete and self.store.spec == spec:
+                return None
+        self._requested = spec
+        self.store.begin(spec)
+        self.follow_live = True
+        self.rid = self.worker.submit(spec)
+        self._run_started = time.perf_counter()
+        self.progress.setRange(0, 2 * spec.steps)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.progress.show()
+        self.cancel_btn.show()
+        self.cancel_btn.setEnabled(True)
+        self._set_export_enabled(False)
+        self.device_label.setText(f"device: {spec.device}")
+        self.statusBar().showMessage("computing…")
+        self._refresh_frames()
+        return self.rid
+
+    def cancel(self) -> None:
+        if self.worker.busy:
+            self.worker.cancel()
+            self.statusBar().showMessage("cancelling…")
+
+    def _on_control(self, field: str) -> None:
+        if field in ("show", "prov_mode", "diff"):
+            self.view_state = View(**self.controls.view_values())
+            self.panels.set_panels(self._panel_names())
+            self._redraw()
+            return
+        if field in SPEC_FIELDS:
+            self._debounce.start()
+
+    # ================================================================ worker results
+    def _on_model_loaded(self, rid: int, info: ModelInfo) -> None:
+        if rid != self.rid:
+            return
+        self._apply_info(info)
+
+    def _on_partial(self, rid: int, kind: str, i: int, total: int, traj) -> None:
+        if rid != self.rid:
+            return
+        if kind == "cnn":
+            self.store.set_cnn(traj)
+            self.progress.setValue(i + 1)
+            self.progress.setFormat(f"CNN {i + 1}/{total}")
+        else:
+            self.store.set_machine(traj)
+            self.progress.setValue(total + i + 1)
+            name = render.MACHINE_NAMES.get(self.store.spec.machine, "machine")
+            self.progress.setFormat(f"{name} {i + 1}/{total}")
+        self._refresh_frames()
+
+    def _on_done(self, rid: int, comp: Comparison, timing) -> None:
+        if rid != self.rid:
+            return
+        self.store.set_complete(comp)
+        self.good = comp
+        self._requested = None
+        self.progress.hide()
+        self.cancel_btn.hide()
+        self._set_export_enabled(True)
+        total = time.perf_counter() - self._run_started
+        self.timing_label.setText(
+            f"CNN {_fmt_s(timing.cnn_seconds, timing.cnn_cached)} · "
+            f"{render.machine_name(comp)} {_fmt_s(timing.machine_seconds, timing.machine_cached)}"
+        )
+        self.statusBar().showMessage(
+            f"done in {total:.1f} s; final correlation r = {comp.final_correlation:.3f}", 8000
+        )
+        self._remember(comp.spec)
+        self._refresh_frames()
+        self.comparison_ready.emit(comp)
+
+    def _on_failed(self, rid: int, msg: str, spec: RunSpec) -> None:
+        if rid != self.rid:
+            return
+        self._requested = None
+        self.progress.hide()
+        self.cancel_btn.hide()
+        self.show_error(msg)
+        self._revert()
+        self.run_failed.emit(msg)
+
+    def _on_cancelled(self, rid: int) -> None:
+        if rid != self.rid:
+            return
+        self._requested = None
+        self.progress.hide()
+        self.cancel_btn.hide()
+        n = self.store.frames
+        self.statusBar().showMessage(
+            f"cancelled; showing the {n} of {self.store.total} steps computed "
+            "(F5 computes the rest)",
+            10000,
+        )
+
+    def _revert(self) -> None:
+        """Go back to the last comparison that worked: its files and its frames."""
+        good = self.good
+        if good is None:
+            self.store.clear()
+            self._refresh_frames()
+            return
+        s = good.spec
+        self.model_path, self.dataset_path = s.model, s.dataset
+        self.controls.set_paths(s.model, s.dataset)
+        info = self._peek_info(s.model)
+        if info is not None:
+            self._apply_info(info)
+        self.controls.set_state({k: getattr(s, k) for k in SPEC_FIELDS})
+        self.store.set_complete(good)
+        self._refresh_frames()
+
+    def _remember(self, spec: RunSpec) -> None:
+        st.push_recent(self.settings, "models", spec.model)
+        st.push_recent(self.settings, "datasets", spec.dataset)
+
+    # ================================================================ frames
+    def _panel_names(self) -> list[str]:
+        names = ["cnn", "machine", "provenance"]
+        return names + ["difference"] if self.view_state.diff else names
+
+    def _refresh_frames(self) -> None:
+        """New frames arrived (or went): update slider range, plots and the frame."""
+        n = self.store.frames
+        if n == 0:
+            self.step = 0
+        elif self.follow_live or self.step >= n:
+            self.step = n - 1
+        self.timeline.set_frames(n, self.step)
+        comp = self.store.comp
+        if comp is not None:
+            self.plots.set_correlation(comp.cnn.t, comp.correlation)
+            cal = None
+            if self.info is not None and comp.spec.machine != "ideal":
+                cal, _own = schedule_for(self.info, comp.spec.machine)
+            self.plots.set_schedule(comp.machine.t, comp.machine.patch_size, cal)
+            self.title.setText(
+                render.title(comp) + ("" if self.store.complete else "  (computing…)")
+            )
+        else:
+            self.plots.clear()
+            if self.store.spec is not None:
+                self.title.setText(f"{Path(self.store.spec.model).stem}: computing…")
+        self._redraw()
+
+    def _redraw(self) -> None:
+        t0 = time.perf_counter()
+        n = self.store.frames
+        if n == 0:
+            self.panels.show_frame({}, {})
+            self.timeline.set_where("no frames yet")
+            self.plots.set_marker(None)
+            return
+        step = min(self.step, n - 1)
+        v = self.view_state
+        self.panels.show_frame(self.store.images(step, v), self.store.captions(step, v))
+        comp = self.store.comp
+        t = float(self.store.cnn.t[step])
+        self.plots.set_marker(t)
+        where = f"step {step + 1}/{self.store.total}  t = {t:.2f}"
+        if comp is not None:
+            where += f"  P = {int(comp.machine.patch_size[step])}"
+            leg = render.legend(v.prov_mode, comp.machine, step, machine=comp.spec.machine)
+            self.legend.set_legend(leg)
+            self.legend.show()
+        self.diff_legend.setVisible(v.diff and comp is not None)
+        if v.diff and comp is not None:
+            self.diff_legend.set_legend(render.legend("difference"))
+        self.timeline.set_where(where)
+        self.redraw_ms.append((time.perf_counter() - t0) * 1000.0)
+        del self.redraw_ms[:-500]
+
+    def _on_scrub(self, step: int) -> None:
+        self.step = step
+        self.follow_live = step >= self.store.frames - 1 and not self.store.complete
+        self._redraw()
+
+    def _go(self, step: int) -> None:
+        if self.store.frames:
+            self.timeline.slider.setValue(max(0, min(step, self.store.frames - 1)))
+
+    def _step_by(self, d: int) -> None:
+        self.timeline.step_by(d)
+
+    def _on_marker(self, t: float) -> None:
+        if self.store.cnn is None or not self.store.frames:
+            return
+        ts = self.store.cnn.t[: self.store.frames]
+        self._go(int(np.argmin(np.abs(ts - t))))
+
+    def _on_play(self, on: bool) -> None:
+        if on:
+            if self.store.frames and self.step >= self.store.frames - 1:
+                self._go(0)
+            self._on_fps(self.timeline.fps.value())
+            self._player.start()
+        else:
+            self._player.stop()
+
+    def _on_fps(self, fps: int) -> None:
+        self._player.setInterval(int(1000 / max(1, fps)))
+
+    def _tick(self) -> None:
+        n = self.store.frames
+        if n == 0:
+            return
+        if self.step >= n - 1:
+            if self.timeline.loop.isChecked() and self.store.complete:
+                self._go(0)
+            else:
+                self.timeline.play.setChecked(False)
+            return
+        self._go(self.step + 1)
+
+    # ================================================================ hover and inspect
+    def _on_hover(self, panel: str, r: int, c: int) -> None:
+        if r < 0 or not self.store.frames:
+            self.statusBar().clearMessage()
+            return
+        step = min(self.step, self.store.frames - 1)
+        key = "x0" if self.view_state.show == "x0" else "x_t"
+        parts = [f"({r}, {c})"]
+        cnn = getattr(self.store.cnn, key)[step][:, r, c]
+        parts.append("CNN " + " ".join(f"{x:+.3f}" for x in cnn))
+        comp = self.store.comp
+        if comp is not None:
+            m = comp.machine
+            mv = getattr(m, key)[step][:, r, c]
+            parts.append(f"{render.machine_name(comp)} " + " ".join(f"{x:+.3f}" for x in mv))
+            si = int(m.source_index[step, r, c])
+            full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
+            sy, sx = (int(v) for v in m.source_yx[step, r, c])
+            parts.append(
+                f"source image #{full} at (row {sy}, col {sx}), weight "
+                f"{float(m.weight[step, r, c]):.3f}, entropy {float(m.entropy[step, r, c]):.2f}"
+            )
+        self.statusBar().showMessage("   ".join(parts))
+
+    def inspect_pixel(self, _panel: str, r: int, c: int) -> int | None:
+        comp = self.store.comp
+        if comp is None:
+            self.statusBar().showMessage("the machine has no frame here yet", 3000)
+            return None
+        step = min(self.step, len(comp.machine.t) - 1)
+        m = comp.machine
+        si = int(m.source_index[step, r, c])
+        req = InspectRequest(
+            spec=comp.spec,
+            step=step,
+            pixel=(r, c),
+            x_t=np.array(m.x_t[step]),
+            t=float(m.t[step]),
+            patch_size=int(m.patch_size[step]),
+            source_index=si,
+            source_yx=(int(m.source_yx[step, r, c, 0]), int(m.source_yx[step, r, c, 1])),
+            weight=float(m.weight[step, r, c]),
+        )
+        full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
+        self.inspector.begin(req, float(m.entropy[step, r, c]), full)
+        self._inspect_id = self.worker.inspect(req)
+        return self._inspect_id
+
+    def _on_inspected(self, iid: int, result) -> None:
+        if iid == self._inspect_id:
+            self.inspector.set_result(result)
+
+    # ================================================================ files
+    def choose_model(self) -> None:
+        start = str(Path(self.model_path).parent) if self.model_path else ""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open model", start, "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All (*)"
+        )
+        if path:
+            self.open_model(path)
+
+    def choose_dataset(self) -> None:
+        dlg = QFileDialog(self, "Open dataset (a file, or choose a folder)")
+        dlg.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dlg.setDirectory(str(Path(self.dataset_path).parent))
+        dlg.setNameFilters(["Datasets (*idx3* *.gz *.npz *.npy)", "All files (*)"])
+        dlg.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        folder_btn = QPushButton("Use this folder")
+        folder_btn.clicked.connect(lambda: dlg.done(2))
+        dlg.layout().addWidget(folder_btn)
+        code = dlg.exec()
+        if code == 2:
+            self.open_dataset(dlg.directory().absolutePath())
+        elif code and dlg.selectedFiles():
+            self.open_dataset(dlg.selectedFiles()[0])
+
+    def open_model(self, path: str) -> int | None:
+        path = str(Path(path).expanduser())
+        self.model_path = path
+        self.controls.set_paths(self.model_path, self.dataset_path)
+        info = self._peek_info(path)
+        if info is not None:
+            self._apply_info(info)
+            machine = "bbels" if info.padding == "zeros" else "els"
+            self.controls.set_state({"machine": machine, "boundary": info.padding})
+        return self.request()
+
+    def open_dataset(self, path: str) -> int | None:
+        self.dataset_path = str(Path(path).expanduser())
+        self.controls.set_paths(self.model_path, self.dataset_path)
+        return self.request()
+
+    def _fill_recent(self) -> None:
+        m = self.recent_menu
+        m.clear()
+        for kind, label, opener in (
+            ("models", "Models", self.open_model),
+            ("datasets", "Datasets", self.open_dataset),
+        ):
+            sec = m.addSection(label)
+            sec.setEnabled(False)
+            items = st.recent(self.settings, kind)
+            if not items:
+                a = m.addAction("(none yet)")
+                a.setEnabled(False)
+            for p in items:
+                a = m.addAction(Path(p).name or p)
+                a.setToolTip(p)
+                a.setStatusTip(p)
+                a.triggered.connect(lambda _c=False, p=p, f=opener: f(p))
+
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        for url in e.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+                e.acceptProposedAction()
+                return
+
+    def open_path(self, path: str) -> int | None:
+        """A dropped file: a checkpoint opens as the model, anything else as data."""
+        if Path(path).suffix.lower() in MODEL_SUFFIXES:
+            return self.open_model(path)
+        return self.open_dataset(path)
+
+    # ================================================================ export, about
+    def _set_export_enabled(self, on: bool) -> None:
+        self.act_export_frames.setEnabled(on)
+        self.act_export_video.setEnabled(on)
+
+    def export(self, kind: str) -> None:
+        if not self.store.complete or self.store.comp is None:
+            self.statusBar().showMessage("export needs a complete comparison", 4000)
+            return
+        try:
+            from .export_dialog import ExportDialog
+        except ImportError as e:
+            self.show_error(f"Export is not available in this build ({e}).")
+            return
+        dlg = ExportDialog(self, self.store.comp, self.view_state.as_dict(), kind)
+        dlg.exec()
+
+    def about(self) -> None:
+        import numpy
+        import pyqtgraph
+        import PySide6
+        import torch
+
+        dev = self.store.spec.device if self.store.spec else self.controls.values()["device"]
+        QMessageBox.about(
+            self,
+            "About ccdm-gui",
+            f"<h3>ccdm-gui {__version__}</h3>"
+            "<p>CNN diffusion samples beside the equivariant local score machine, with "
+            "patch provenance (Kamb &amp; Ganguli, ICML 2025).</p>"
+            f"<p>torch {torch.__version__}<br>Qt {PySide6.QtCore.qVersion()} "
+            f"(PySide6 {PySide6.__version__})<br>pyqtgraph {pyqtgraph.__version__}<br>"
+            f"numpy {numpy.__version__}<br>Python {platform.python_version()}<br>"
+            f"device: {dev} (available: {', '.join(available_devices())})</p>",
+        )
+
+    # ================================================================ errors, closing
+    def show_error(self, msg: str) -> None:
+        self.last_error = msg
+        self.banner.show_message(msg)
+        self.statusBar().showMessage(msg.splitlines()[0] if msg else "", 15000)
+
+    def closeEvent(self, e) -> None:  # noqa: N802 (Qt API)
+        self._player.stop()
+        self._debounce.stop()
+        try:
+            if not self._no_save:
+                self._save()
+        except Exception as err:  # settings are a convenience, never a reason to hang
+            print(f"ccdm-gui: could not save settings: {err}", file=sys.stderr)
+        self.hide()
+        # A machine step is not interruptible inside; the thread leaves at the next
+        # step boundary, so wait for it rather than destroy a running QThread.
+        self.worker.stop()
+        super().closeEvent(e)

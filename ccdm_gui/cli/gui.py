@@ -1,0 +1,78 @@
+"""ccdm gui (and the ``ccdm-gui`` launcher): open the window."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.spec import BOUNDARIES, MACHINES
+
+
+def _patch_size(text: str) -> int | str:
+    if text == "calibrated":
+        return text
+    try:
+        p = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an odd number or 'calibrated', got {text!r}")
+    if p < 1 or p % 2 == 0:
+        raise argparse.ArgumentTypeError(f"patch size must be a positive odd number, got {p}")
+    return p
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from ..core.devices import resolve_device
+
+    device = None
+    if args.device is not None:
+        try:
+            device = resolve_device(args.device)
+        except ValueError as e:
+            print(f"ccdm gui: {e}", file=sys.stderr)
+            return 2
+    if args.machine == "bbels" and args.boundary == "circular":
+        print("ccdm gui: bbels is the zero-boundary machine; use --machine els", file=sys.stderr)
+        return 2
+    options = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "machine": args.machine,
+        "boundary": args.boundary,
+        "patch_size": args.patch_size,
+        "subset": args.subset,
+        "steps": args.steps,
+        "device": device,
+        "label": args.label,
+        "screenshot": args.screenshot,
+    }
+    from ..app.app import run_gui  # Qt is imported only here
+
+    return run_gui(options, screenshot=args.screenshot, timeout_s=args.screenshot_timeout)
+
+
+def register(sub) -> None:
+    g = sub.add_parser(
+        "gui",
+        help="open the window (the default shipped model and MNIST unless told otherwise)",
+    )
+    g.add_argument("--model", default=None, help="checkpoint (.safetensors or .pt)")
+    g.add_argument("--dataset", default=None, help="dataset file or folder")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--machine", choices=MACHINES, default=None)
+    g.add_argument("--boundary", choices=BOUNDARIES, default=None)
+    g.add_argument(
+        "--patch-size", type=_patch_size, default=None, help="odd P, or 'calibrated' for P(t)"
+    )
+    g.add_argument("--subset", type=int, default=None, help="training images for the machine")
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--device", default=None, help="cpu, cuda:0, mps or auto")
+    g.add_argument("--label", type=int, default=None, help="class for a conditional model")
+    g.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        default=None,
+        help="save a PNG of the window once the first comparison is complete, then exit",
+    )
+    g.add_argument("--screenshot-timeout", type=float, default=900.0, help=argparse.SUPPRESS)
+    g.set_defaults(func=_cmd_gui)
