@@ -142,6 +142,10 @@ def test_cache_reuses_the_cnn_when_only_machine_settings_change(files, monkeypat
         comp = pipeline.run_comparison(v, cache)
         assert calls == {"cnn": 1, "machine": k}, v
         np.testing.assert_array_equal(comp.cnn.x0, first.cnn.x0)
+    # this model is unconditional: a class label only narrows the machine's training set
+    comp = pipeline.run_comparison(spec.with_(label=1), cache)
+    assert calls == {"cnn": 1, "machine": len(variants) + 2}
+    assert set(comp.machine.train_indices % 4) == {1}
     pipeline.run_comparison(spec.with_(seed=4), cache)
     assert calls["cnn"] == 2
     cache.clear()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import LoadedModel, ModelInfo, load_checkpoint
+from .checkpoint import LoadedModel, ModelInfo, load_checkpoint, read_info
 from .datasets import Dataset, DatasetError, load_dataset
 from .denoisers import CNNDenoiser, MachineDenoiser
 from .metrics import correlation
@@ -100,6 +100,20 @@ def _mtime(path: str | os.PathLike) -> int:
 
 # Loading a model is cheap next to a run, but the GUI asks on every parameter change.
 _models = _LRU(4)
+
+
+_infos = _LRU(16)
+
+
+def _model_info(path: str) -> ModelInfo:
+    """Metadata only (no weights), cached like load_model."""
+    ap = os.path.abspath(path)
+    key = (ap, _mtime(ap))
+    hit = _infos.get(key)
+    if hit is None:
+        hit = read_info(ap)
+        _infos.put(key, hit)
+    return hit
 
 
 def load_model(path: str, device: str = "cpu") -> LoadedModel:
@@ -329,7 +343,16 @@ class TrajectoryCache:
 
     @staticmethod
     def _cnn_key(spec: RunSpec) -> tuple:
-        return (spec.cnn_key(), _mtime(spec.model))
+        key = spec.cnn_key()
+        try:
+            conditional = _model_info(spec.model).num_classes > 0
+        except (OSError, ValueError):
+            conditional = True  # unreadable: keep the label in the key; the run will report it
+        if not conditional:
+            # An unconditional CNN ignores the label, so picking a class for the machine's
+            # training set must not recompute it.
+            key = spec.with_(label=None).cnn_key()
+        return (key, _mtime(spec.model))
 
     @staticmethod
     def _machine_key(spec: RunSpec) -> tuple:
@@ -418,6 +441,10 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        # mkstemp creates 0600; a saved run should get the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
