@@ -187,3 +187,69 @@ def test_metadata_that_is_not_a_model_description(tmp_path):
     ]:
         with pytest.raises(CheckpointError, match=rf"{name}: .*{why}"):
             load_checkpoint(tmp_path / name)
+
+
+# ---------------------------------------------------------------- training checkpoints
+
+
+def _train(tiny_dataset, out, steps, seed=0, resume=False, conditional=False):
+    from ccdm_gui.core.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        arch="resnet",
+        width=8,
+        blocks=2,
+        steps=steps,
+        batch=4,
+        lr=1e-2,
+        seed=seed,
+        checkpoint_every=2,
+        conditional=conditional,
+    )
+    info = train(cfg, tiny_dataset, out, "tiny", resume=resume)
+    return info, load_checkpoint(out).net.state_dict()
+
+
+@pytest.fixture
+def one_thread():
+    # An 8x8 model is all thread overhead: on a loaded 2-core box one thread runs these
+    # trainings ~40x faster than two.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_is_seeded_and_resumes_exactly(tiny_dataset, tmp_path, one_thread):
+    from ccdm_gui.core.train import LR_DECAY
+
+    info, full = _train(tiny_dataset, tmp_path / "a.safetensors", steps=5)
+    assert info.training["steps"] == 5 and info.dataset["id"] == "tiny"
+    torch.manual_seed(0)
+    init = build_network("resnet", channels=1, width=8, blocks=2).state_dict()
+    assert not _same(full, init)  # it trained
+    _, again = _train(tiny_dataset, tmp_path / "b.safetensors", steps=5)
+    assert _same(full, again)
+    _, other = _train(tiny_dataset, tmp_path / "c.safetensors", steps=5, seed=1)
+    assert not _same(full, other)
+    # Stop after 3 steps (past the step-2 checkpoint), then resume to 5.
+    _train(tiny_dataset, tmp_path / "d.safetensors", steps=3)
+    info_d, resumed = _train(tiny_dataset, tmp_path / "d.safetensors", steps=5, resume=True)
+    assert info_d.training["steps"] == 5
+    assert _same(full, resumed)
+    # Batch k ran at lr * decay**k: the last of 5 batches at decay**4.
+    for name in ("a", "d"):
+        opt = torch.load(tmp_path / f"{name}.safetensors.optim.pt", weights_only=True)
+        assert opt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-2 * LR_DECAY**4)
+
+
+def test_conditional_training_stores_classes(tiny_dataset, tmp_path, one_thread):
+    info, _ = _train(tiny_dataset, tmp_path / "c.safetensors", steps=2, conditional=True)
+    loaded = load_checkpoint(tmp_path / "c.safetensors")
+    assert info.num_classes == 3 and loaded.info.num_classes == 3
+    with pytest.raises(ValueError, match="class label"):
+        loaded.net(torch.zeros(1, 1, 8, 8), 0.5)

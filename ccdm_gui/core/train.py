@@ -79,7 +79,7 @@ def train(
     net = build_network(cfg.arch, **network_params(info)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    step, seconds = 0, 0.0
+    step, seconds, ema_loss = 0, 0.0, math.nan
     if resume and out.exists():
         loaded = load_checkpoint(out, dev)
         net.load_state_dict(loaded.net.state_dict())
@@ -89,9 +89,8 @@ def train(
         gen.set_state(state["generator"])
         step = int(state["step"])
         seconds = float(state["seconds"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: LR_DECAY ** (k + step))
+        ema_loss = float(state.get("ema_loss", math.nan))
     net.train()
-    ema_loss = math.nan
     t_start = time.time() - seconds
 
     def save() -> None:
@@ -112,6 +111,7 @@ def train(
                 "generator": gen.get_state(),
                 "step": step,
                 "seconds": time.time() - t_start,
+                "ema_loss": ema_loss,
             },
             str(_opt_path(out)),
         )
@@ -129,8 +129,11 @@ def train(
         loss = F.mse_loss(net(x_t, t, lab), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        # Batch k trains at lr * decay**k, set from the global step itself: a scheduler
+        # counting from 0 would restart the decay on resume.
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * LR_DECAY**step
         opt.step()
-        sched.step()
         step += 1
         li = float(loss.item())
         ema_loss = li if math.isnan(ema_loss) else 0.99 * ema_loss + 0.01 * li
