@@ -345,6 +345,12 @@ def test_npz_layouts_ranges_and_labels(tmp_path):
         assert b.labels is None and torch.allclose(b.images, want, atol=1e-5)
     np.save(tmp_path / "grey.npy", u8[..., 0])  # [N, H, W]
     assert load_dataset(tmp_path / "grey.npy").images.shape == (6, 1, 32, 32)
+    one = tmp_path / "one"
+    one.mkdir()
+    (tmp_path / "nhwc.npz").rename(one / "nhwc.npz")
+    assert torch.equal(load_dataset(one, image_size=None, channels=3, limit=2).images, want[:2])
+    with pytest.raises(DatasetError, match="several array files"):
+        load_dataset(tmp_path)
 
 
 def test_npz_refuses_object_arrays_without_unpickling(tmp_path):

@@ -73,6 +73,12 @@ def _load_dir(path: Path, image_size, channels, limit) -> Dataset:
         return _finish(raw, labels, image_size, channels, name, str(batches), limit)
     if not entries:
         raise DatasetError(f"{path}: the folder is empty")
+    array_files = sorted(p for p in entries if p.suffix.lower() in (".npz", ".npy"))
+    if array_files and not folder.has_images(path):
+        if len(array_files) > 1:
+            names = ", ".join(p.name for p in array_files[:4])
+            raise DatasetError(f"{path}: holds several array files ({names}); open one of them")
+        return load_dataset(array_files[0], image_size, channels, limit=limit)
     raw, labels = folder.read_folder(path, image_size, channels, limit)
     return _finish(raw, labels, None, channels, path.name, str(path), None)
 
