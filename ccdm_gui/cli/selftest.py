@@ -181,12 +181,15 @@ def check_export(ctx: _Context) -> str:
 def check_window(ctx: _Context) -> str:
     if not ctx.display:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from PySide6.QtWidgets import QApplication
-
+    from ..app import settings
+    from ..app.app import make_app
     from ..app.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(["ccdm-gui"])
-    win = MainWindow()
+    # A throwaway settings file: closing the window saves its state, and a smoke
+    # test must not overwrite the user's.
+    os.environ[settings.ENV_VAR] = str(ctx.workdir / "settings.ini")
+    app = make_app(["ccdm-gui"])
+    win = MainWindow({"autostart": False})
     win.show()
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
@@ -195,7 +198,9 @@ def check_window(ctx: _Context) -> str:
     size = win.size()
     win.close()
     app.processEvents()
-    return f"{app.platformName()} platform, window {size.width()}x{size.height()} opened and closed"
+    if win.isVisible():
+        raise AssertionError("the window did not close")
+    return f"{app.platformName()} platform, {size.width()}x{size.height()} window opened and closed"
 
 
 CHECKS: list[tuple[str, Callable[[_Context], str]]] = [
