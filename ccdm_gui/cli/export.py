@@ -176,7 +176,7 @@ def register(sub) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace existing files")
     out.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
     out.add_argument(
-        "--quality", type=int, default=None, help="CRF, lower is better (mp4 18, webm 24)"
+        "--quality", type=int, default=None, help="CRF, lower is better (mp4 18, webm 18)"
     )
     out.add_argument(
         "--hold", type=float, default=1.0, help="seconds to hold the last frame (default 1)"

@@ -48,6 +48,11 @@ class TempFile(io.FileIO):
     muxer (via its Python-file IO). Being one Python class, its ``write`` is where a
     test injects a full disk."""
 
+    def fileno(self) -> int:
+        # Pillow encodes straight into a file descriptor when it gets one, bypassing
+        # write(); without one it calls write() like everything else.
+        raise io.UnsupportedOperation("fileno")
+
 
 def _create_exclusive(path: Path) -> TempFile:
     # Opened by path (not fd) so the file object's name is a real path: FFmpeg's mp4
@@ -111,7 +116,7 @@ def atomic_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Te
     try:
         yield f
         f.flush()
-        os.fsync(f.fileno())
+        os.fsync(io.FileIO.fileno(f))
         f.close()
         _move_into_place(tmp, path, overwrite)
     except BaseException as e:

@@ -17,9 +17,11 @@ from ..core.spec import Comparison
 
 LAYOUTS = ("composite", "panels", "strip")
 
-BACKGROUND = (28, 28, 30)
+# Pure greys: antialiased text then blends only into greys, which the grey image panels
+# use anyway, so a typical frame still fits a GIF's 256-colour palette exactly.
+BACKGROUND = (28, 28, 28)
 FOREGROUND = (236, 236, 236)
-DIM = (160, 160, 165)
+DIM = (160, 160, 160)
 
 
 def check_view(layout: str, scale: int, show: str, prov_mode: str) -> None:

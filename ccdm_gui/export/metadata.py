@@ -16,7 +16,7 @@ from ..core.spec import Comparison
 def _num(x) -> float | None:
     x = float(x)
     # JSON has no NaN; a constant image's undefined correlation becomes null.
-    return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+    return None if math.isnan(x) or math.isinf(x) else x
 
 
 def run_record(comp: Comparison) -> dict:

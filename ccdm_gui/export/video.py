@@ -29,7 +29,7 @@ class VideoFormat:
 FORMATS = {
     # CRF 18 keeps the hard edges of enlarged pixels; these videos are small anyway.
     "mp4": VideoFormat("mp4", "libx264", 18, (0, 51)),
-    "webm": VideoFormat("webm", "libvpx-vp9", 24, (0, 63)),
+    "webm": VideoFormat("webm", "libvpx-vp9", 18, (0, 63)),
     "gif": VideoFormat("gif", None, None, None),
 }
 
@@ -92,6 +92,16 @@ def _checked(
             on_progress(i + 1, total)
 
 
+def _yuv(frame: np.ndarray):
+    import av
+
+    # Area averaging for the half-resolution chroma: enlarged pixels are 2x2-aligned
+    # blocks, so their colour survives exactly, where the default bilinear filter bleeds
+    # colour across block edges (mean error 3.9 vs 0.8 code values at scale 2).
+    rgb = av.VideoFrame.from_ndarray(frame, format="rgb24")
+    return rgb.reformat(format="yuv420p", interpolation="AREA")
+
+
 def _write_av(f, fmt: VideoFormat, frames, fps, quality, hold_frames, title, comment) -> None:
     import av
 
@@ -122,11 +132,11 @@ def _write_av(f, fmt: VideoFormat, frames, fps, quality, hold_frames, title, com
             elif frame.shape[:2] != (stream.height, stream.width):
                 raise ExportError("frames of one video must all have the same size")
             last = frame
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(_yuv(frame)))
         if stream is None:
             raise ExportError("nothing to export: the trajectory has no steps")
         for _ in range(hold_frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(last, format="rgb24")))
+            container.mux(stream.encode(_yuv(last)))
         container.mux(stream.encode(None))
         failed = False
     finally:
@@ -248,7 +258,7 @@ def export_video(
     """Write the trajectory as a video, one step per frame, to ``path``.
 
     fmt: "mp4", "gif" or "webm" (default: from the suffix). quality: CRF for mp4
-    (0..51, default 18) and webm (0..63, default 24), lower is better; ignored for gif.
+    (0..51, default 18) and webm (0..63, default 18), lower is better; ignored for gif.
     hold_last: seconds to keep the last frame on screen. layout: "composite" or
     "strip" ("panels" is taken as "strip"). The file appears complete or not at all.
     """
