@@ -10,9 +10,14 @@ is timed apart (the app pays it once per dataset, not per run).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+# Runnable from a source checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccdm_gui.core.devices import resolve_device
 from ccdm_gui.core.pipeline import (
@@ -67,8 +72,19 @@ def main() -> None:
     t0 = time.perf_counter()
     cnn = run_cnn(spec)
     t_cnn = time.perf_counter() - t0
+    print(f"CNN:     {t_cnn:8.2f} s", flush=True)
+    ps = patch_schedule(spec, info)
     t0 = time.perf_counter()
-    machine = run_machine(spec)
+    last = [t0]
+
+    def per_step(i: int, total: int, _partial) -> None:
+        now = time.perf_counter()
+        print(
+            f"  machine step {i + 1:2d}/{total}  P = {ps[i]:2d}  {now - last[0]:6.2f} s", flush=True
+        )
+        last[0] = now
+
+    machine = run_machine(spec, on_step=per_step)
     t_machine = time.perf_counter() - t0
     comp = assemble_comparison(spec, cnn, machine)
     print(f"CNN:     {t_cnn:8.2f} s  ({t_cnn / spec.steps:.3f} s/step)")
