@@ -12,11 +12,12 @@ from .keys import image_chunks, key_chunks
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax
 
-# Elements allowed in one chunk's logits (and in one chunk's key patches): big enough
-# that matrix products run at speed, small enough to stay far below RAM on any device.
+# Elements in one chunk of key patches: cutting patches has a fixed cost per chunk, so
+# chunks are large; the attention itself then walks each chunk in cache-sized tiles.
 _CHUNK_ELEMENTS = 1 << 22
-# Queries handled together; beyond this the key stream is replayed per block of queries.
-_QUERY_BLOCK = 4096
+# Queries handled together; beyond this the key stream is replayed per block of queries
+# (the tile of logits is queries x keys, so more queries would mean narrower tiles).
+_QUERY_BLOCK = 1024
 # v = 1 - abar is 0 at abar = 1; the softmax then is a hard nearest-patch choice, which a
 # tiny positive v reproduces without dividing by zero.
 _MIN_V = 1e-12
@@ -70,8 +71,8 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _default_chunk(groups: int, queries: int, dim: int) -> int:
-    return max(1, _CHUNK_ELEMENTS // (groups * max(queries, dim)))
+def _default_chunk(groups: int, dim: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // (groups * (dim + 8)))
 
 
 def _queries(x: torch.Tensor, problem: Problem, patch_size: int) -> torch.Tensor:
@@ -119,8 +120,8 @@ def machine_denoise(
 def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int | None):
     b, c, h, w = x.shape
     q = x.reshape(1, b, -1) * (a / v)
-    chunk = chunk or _default_chunk(1, b, q.shape[-1])
-    state = StreamingSoftmax(q, a * a / (2.0 * v))
+    chunk = chunk or _default_chunk(1, 2 * q.shape[-1])
+    state = StreamingSoftmax(q, a * a / (2.0 * v), q.shape[-1])
     for kc in image_chunks(train, chunk):
         state.update(kc)
     res = state.result()
@@ -147,12 +148,12 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk) -> Mach
     for prob in build_problems(machine, patch_size, boundary, h, w, dev):
         q = _queries(x, prob, patch_size) * (a / v)
         g, m, d = q.shape
-        step = max(1, min(m, _QUERY_BLOCK // g if g < _QUERY_BLOCK else 1))
+        step = max(1, min(m, _QUERY_BLOCK // g))
         parts = []
         for m0 in range(0, m, step):
             qb = q[:, m0 : m0 + step]
-            kc = chunk or _default_chunk(g, qb.shape[1], d)
-            state = StreamingSoftmax(qb, a * a / (2.0 * v))
+            kc = chunk or _default_chunk(g, d)
+            state = StreamingSoftmax(qb, a * a / (2.0 * v), c)
             for keys in key_chunks(train, prob, patch_size, kc):
                 state.update(keys)
             parts.append(state.result())
@@ -217,12 +218,12 @@ def top_candidates(
         v = max(1.0 - float(abar), _MIN_V)
         if machine == "ideal":
             q = xs.reshape(1, 1, -1)
-            chunks = image_chunks(tr, _default_chunk(1, 1, q.shape[-1]))
+            chunks = image_chunks(tr, _default_chunk(1, q.shape[-1]))
             kpos = torch.tensor([[[r, col]]], device=x.device)
         else:
             prob = _group_of(machine, patch_size, boundary, h, w, r, col, x.device)
             q = gather_patches(xs, prob.qpos[0], patch_size, prob.query_boundary)
-            chunks = key_chunks(tr, prob, patch_size, _default_chunk(1, 1, q.shape[-1]))
+            chunks = key_chunks(tr, prob, patch_size, _default_chunk(1, q.shape[-1]))
             kpos = prob.kpos
         return _top_k(q.reshape(1, 1, -1), chunks, kpos, a, v, k)
 

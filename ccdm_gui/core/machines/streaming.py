@@ -1,12 +1,28 @@
 """Exact softmax attention over a stream of key chunks (flash-attention style).
 
-Logits are never stored beyond one chunk: the state keeps, per query, a reference
-shift m, the shifted sum of weights s = sum exp(l - m), the weighted value sum, the
-entropy accumulator u = sum exp(l - m) (l - m), and the running argmax with its logit.
-Rescaling by exp(m_old - m_new) when m moves keeps every sum exact.
+Logits are never stored beyond one cache-sized tile. Per query the state keeps a
+reference shift m, the weighted sums R = sum_k exp(l_k - m) [values_k, ...], the
+entropy accumulator u = sum exp(l - m) (l - m), and the running argmax.
 
 Logits are taken up to a per-query constant, which cancels in the softmax and in the
 entropy: l = (a <q, psi> - a^2 ||psi||^2 / 2) / v. Queries arrive pre-scaled by a / v.
+
+Where the time goes (and why the code looks like this): per (query, candidate) pair
+there is one multiply-add per patch element and one exp. Every extra pass over a logits
+tile costs about as much as the exp, so
+- the bias -a^2 ||psi||^2 / (2v) and the shift -m ride in the matrix product as two
+  augmented columns ([q, 1, m] . [psi, b, -1]), so the tile comes out already shifted;
+- m is lazy: it moves only when a tile's logits exceed it by more than _REBASE (rare
+  after the first tile), so accumulation is a plain R += E V with no per-tile rescale;
+  exp(l - m) <= exp(_REBASE) cannot overflow float32 sums;
+- the sum of weights is a value column (-1 in the key's shift column), not a reduction;
+- for small patches the entropy term also comes out of that product: with keys
+  [psi, b, -1] in the values, q_aug . R = sum e (l - m), so exp can work in place;
+  for large patches that product would double the matrix work, so the tile is kept and
+  u gets a row-wise dot instead;
+- the argmax needs indices only for rows whose maximum improved, found from amax
+  (a fast reduction; max-with-indices over the whole tile is several times slower);
+- tiles are sized to stay in L2 cache.
 """
 
 from __future__ import annotations
@@ -34,53 +50,139 @@ class StreamResult:
     entropy: torch.Tensor  # [G, M] nats
 
 
+# Logits may exceed the shift by this much before m moves: exp(20) * 6e7 candidates
+# stays far inside float32.
+_REBASE = 20.0
+# Logit elements per tile: 1 MiB of float32, which with the key tile fits in L2.
+TILE_ELEMENTS = 1 << 18
+# Up to this many value columns, the entropy rides in the value product (see above).
+_FOLD_WIDTH = 24
+
+
 class StreamingSoftmax:
-    def __init__(self, queries: torch.Tensor, key_scale: float):
+    def __init__(
+        self,
+        queries: torch.Tensor,
+        key_scale: float,
+        value_dim: int,
+        tile_elements: int = TILE_ELEMENTS,
+    ):
         """queries: [G, M, D], already multiplied by a / v; key_scale = a^2 / (2 v)."""
-        self.q = queries
-        self.key_scale = key_scale
-        self.m: torch.Tensor | None = None
+        g, m, d = queries.shape
+        self.d, self.key_scale = d, key_scale
+        self.fold = d + 2 + value_dim <= _FOLD_WIDTH
+        self.qa = torch.empty(g, m, d + 2, dtype=queries.dtype, device=queries.device)
+        self.qa[..., :d] = queries
+        self.qa[..., d] = 1.0
+        self.qa[..., d + 1] = 0.0
+        self.m = torch.zeros(g, m, dtype=queries.dtype, device=queries.device)
+        # R is kept transposed ([G, width, M]): the product V^T E^T runs faster than
+        # E V when V has few columns.
+        width = d + 2 + value_dim if self.fold else 1 + value_dim
+        self.rt = torch.zeros(g, width, m, dtype=queries.dtype, device=queries.device)
+        self.u = None if self.fold else torch.zeros_like(self.m)
+        self.best = torch.full_like(self.m, -torch.inf)  # relative to m
+        self.best_image = torch.zeros(g, m, dtype=torch.long, device=queries.device)
+        self.best_kpos = torch.zeros_like(self.best_image)
+        self.started = False
+        self.tile = max(1, tile_elements // (g * m))
+        self._buf: torch.Tensor | None = None
+        self._ebuf: torch.Tensor | None = None
 
     def update(self, chunk: KeyChunk) -> None:
-        q, k = self.q, chunk.keys
-        bias = (k * k).sum(-1).mul_(-self.key_scale)  # [G, Kc]
-        logits = torch.baddbmm(bias[:, None, :], q, k.transpose(1, 2))  # [G, M, Kc]
-        cmax, carg = logits.max(dim=-1)
-        img = chunk.first_image + torch.div(carg, chunk.kpos_block, rounding_mode="floor")
-        kp = chunk.first_kpos + carg % chunk.kpos_block
-        if self.m is None:
-            m_new = cmax
+        k, vals = chunk.keys, chunk.values
+        g, kc, d = k.shape
+        # bank = [psi, b, -1, values]; keys use its first D + 2 columns.
+        bank = torch.empty(g, kc, d + 2 + vals.shape[-1], dtype=k.dtype, device=k.device)
+        bank[..., :d] = k
+        torch.sum(k * k, dim=-1, out=bank[..., d]).mul_(-self.key_scale)
+        bank[..., d + 1] = -1.0
+        bank[..., d + 2 :] = vals
+        value_cols = bank if self.fold else bank[..., d + 1 :]
+        # Transposed once per chunk so every tile's value product reads it contiguously.
+        vt = value_cols.transpose(1, 2).contiguous()
+        keys = bank[..., : d + 2]
+        for j0 in range(0, kc, self.tile):
+            j1 = min(kc, j0 + self.tile)
+            self._tile(keys[:, j0:j1], vt[:, :, j0:j1], chunk, j0)
+
+    def _logits(self, keys: torch.Tensor) -> torch.Tensor:
+        g, m, _ = self.qa.shape
+        t = keys.shape[1]
+        if self._buf is None or self._buf.shape[-1] < t:
+            self._buf = torch.empty(g, m, t, dtype=self.qa.dtype, device=self.qa.device)
+        buf = self._buf[..., :t]
+        return torch.bmm(self.qa, keys.transpose(1, 2), out=buf)
+
+    def _tile(self, keys, vt, chunk: KeyChunk, j0: int) -> None:
+        logits = self._logits(keys)  # l - m, [G, M, t]
+        cmax = logits.amax(-1)
+        if not self.started:
+            # Nothing accumulated yet, so the first shift needs no rescaling (and must
+            # not: exp(-cmax) may be inf when every logit is very negative).
+            self.started = True
+            logits.sub_(cmax[..., None])
+            self.m.copy_(cmax)
+            self.qa[..., self.d + 1] = self.m
+            cmax = torch.zeros_like(cmax)
         else:
-            m_new = torch.maximum(self.m, cmax)
-        logits.sub_(m_new[..., None])
-        e = torch.exp(logits)
-        s_chunk = e.sum(-1)
-        u_chunk = (e * logits).sum(-1)
-        acc_chunk = torch.bmm(e, chunk.values)
-        if self.m is None:
-            self.s, self.u, self.acc = s_chunk, u_chunk, acc_chunk
-            self.best_l, self.best_image, self.best_kpos = cmax, img, kp
+            over = cmax > _REBASE
+            if bool(over.any()):
+                delta = torch.where(over, cmax, torch.zeros_like(cmax))
+                self._rebase(logits, delta)
+                cmax = cmax - delta
+        self._track_argmax(logits, cmax, chunk, j0)
+        if self.fold:
+            e = logits.exp_()
         else:
-            shift = self.m - m_new  # <= 0
-            scale = torch.exp(shift)
-            self.u = scale * (self.u + shift * self.s) + u_chunk
-            self.s = scale * self.s + s_chunk
-            self.acc = scale[..., None] * self.acc + acc_chunk
-            # Strict > keeps the earliest candidate on exact ties.
-            better = cmax > self.best_l
-            self.best_l = torch.where(better, cmax, self.best_l)
-            self.best_image = torch.where(better, img, self.best_image)
-            self.best_kpos = torch.where(better, kp, self.best_kpos)
-        self.m = m_new
+            if self._ebuf is None or self._ebuf.shape[-1] < logits.shape[-1]:
+                self._ebuf = torch.empty_like(self._buf)
+            e = torch.exp(logits, out=self._ebuf[..., : logits.shape[-1]])
+            self.u += torch.linalg.vecdot(e, logits)
+        self.rt.baddbmm_(vt, e.transpose(1, 2))
+
+    def _rebase(self, logits: torch.Tensor, delta: torch.Tensor) -> None:
+        """Move the shift m up by delta >= 0 (per query) and rescale what is kept so far."""
+        logits.sub_(delta[..., None])
+        scale = torch.exp(-delta)
+        if self.u is not None:
+            s_old = -self.rt[:, 0, :]
+            self.u = scale * (self.u - delta * s_old)
+        self.rt.mul_(scale[:, None, :])
+        self.best -= delta
+        self.m += delta
+        self.qa[..., self.d + 1] = self.m
+
+    def _track_argmax(self, logits, cmax, chunk: KeyChunk, j0: int) -> None:
+        improved = cmax > self.best
+        if not bool(improved.any()):
+            return
+        gi, mi = improved.nonzero(as_tuple=True)
+        top, idx = logits[gi, mi].max(-1)
+        j = idx + j0
+        self.best[gi, mi] = top
+        self.best_image[gi, mi] = chunk.first_image + torch.div(
+            j, chunk.kpos_block, rounding_mode="floor"
+        )
+        self.best_kpos[gi, mi] = chunk.first_kpos + j % chunk.kpos_block
 
     def result(self) -> StreamResult:
-        if self.m is None:
+        if not self.started:
             raise ValueError("no candidates were streamed")
-        s = self.s
+        d = self.d
+        r = self.rt.transpose(1, 2)  # [G, M, width]
+        if self.fold:
+            s = -r[..., d + 1]
+            acc = r[..., d + 2 :]
+            u = (self.qa * r[..., : d + 2]).sum(-1)
+        else:
+            s = -r[..., 0]
+            acc = r[..., 1:]
+            u = self.u
         return StreamResult(
-            values=self.acc / s[..., None],
+            values=acc / s[..., None],
             best_image=self.best_image,
             best_kpos=self.best_kpos,
-            weight=torch.exp(self.best_l - self.m) / s,
-            entropy=(torch.log(s) - self.u / s).clamp_min_(0.0),
+            weight=torch.exp(self.best) / s,
+            entropy=(torch.log(s) - u / s).clamp_min_(0.0),
         )
