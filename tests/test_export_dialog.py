@@ -70,6 +70,8 @@ def test_video_export_through_the_dialog(qtbot, tmp_path):
         assert c.streams.video[0].average_rate == 5
     ref = render_frames(comp, scale=2, prov_mode="weight", diff=True)
     assert len(frames) == 5 + 2 and frames[0].shape == ref[0].shape
+    h, w, _ = ref[0].shape
+    assert dlg.size_label.text() == f"{w} × {h} pixels"
 
 
 def test_gif_format_switch_updates_suffix_and_quality(qtbot, tmp_path):

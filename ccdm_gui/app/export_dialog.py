@@ -124,6 +124,7 @@ class ExportDialog(QDialog):
 
         form = QFormLayout()
         self.path_edit = QLineEdit(str(self._default_path()))
+        self.path_edit.setMinimumWidth(360)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -163,6 +164,15 @@ class ExportDialog(QDialog):
         self.diff_check = QCheckBox("Add the CNN − machine difference panel")
         self.diff_check.setChecked(bool(view.get("diff", False)))
         form.addRow("", self.diff_check)
+        self.size_label = QLabel()
+        form.addRow("Frame size:", self.size_label)
+        for signal in (
+            self.scale_spin.valueChanged,
+            self.diff_check.toggled,
+            self.layout_combo.currentIndexChanged,
+        ):
+            signal.connect(self._update_size)
+        self._update_size()
 
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(0.5, 60.0)
@@ -226,6 +236,20 @@ class ExportDialog(QDialog):
         stem = f"ccdm-{Path(s.model).stem}-{s.machine}-seed{s.seed}"
         base = Path.home()
         return base / (f"{stem}-frames" if self.kind == "frames" else f"{stem}.mp4")
+
+    def _update_size(self) -> None:
+        # Geometry only, no rendering: cheap enough to follow every spin-box change.
+        c = export.Composer(self.comp, self.scale_spin.value(), diff=self.diff_check.isChecked())
+        layout = self.layout_combo.currentData()
+        g = c.geometry
+        if layout == "composite":
+            text = f"{g.width} × {g.height} pixels"
+        elif layout == "strip":
+            w = g.n_panels * g.panel_w + (g.n_panels - 1) * g.gap
+            text = f"{w + w % 2} × {g.panel_h + g.panel_h % 2} pixels"
+        else:
+            text = f"{g.panel_w} × {g.panel_h} pixels per panel"
+        self.size_label.setText(text)
 
     def format(self) -> str:
         return self.format_combo.currentData() or "mp4"
@@ -340,7 +364,6 @@ class ExportDialog(QDialog):
         job.progress.connect(self._on_progress)
         job.done.connect(self._on_done)
         job.done.connect(thread.quit)
-        thread.finished.connect(job.deleteLater)
         thread.finished.connect(self._on_thread_finished)
         self._job, self._thread = job, thread
         self._set_running(True)
@@ -369,9 +392,15 @@ class ExportDialog(QDialog):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        # Emitted only once the worker thread has really stopped, so a slot that closes
-        # the dialog (or the app) never tears down a running thread.
-        thread, self._thread, self._job = self._thread, None, None
+        # QThread.finished is emitted from inside the ending thread; wait() returns once
+        # it has really stopped. Only then drop the job, which Python owns: deleting it
+        # while its thread still runs (or letting both Qt's deferred delete and Python's
+        # refcount delete it) aborts the process.
+        thread, job = self._thread, self._job
+        if thread is not None:
+            thread.wait()
+        self._thread, self._job = None, None
+        del job
         if thread is not None:
             thread.deleteLater()
         self._set_running(False)
