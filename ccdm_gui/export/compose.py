@@ -148,7 +148,8 @@ def _draw_key(canvas, texts, key: render.Legend, x, y, w, h, font) -> None:
 
 
 def _num(v) -> str:
-    return f"{v:g}" if abs(v) >= 10 or v == int(v) else f"{v:.2f}"
+    # Bar ends: "0", "1", "-1", "12.1" (an entropy limit like log 180000), never 12.1007.
+    return f"{v:.0f}" if v == int(v) else f"{v:.3g}"
 
 
 class Composer:
