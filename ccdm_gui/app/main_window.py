@@ -482,6 +482,7 @@ class MainWindow(QMainWindow):
             self._apply_info(info)
         self.controls.set_state({k: getattr(s, k) for k in SPEC_FIELDS})
         self.store.set_complete(good)
+        self._set_export_enabled(True)
         self._refresh_frames()
 
     def _remember(self, spec: RunSpec) -> None:

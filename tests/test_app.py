@@ -1,0 +1,518 @@
+"""The window, end to end, on a tiny model and dataset made here (offscreen Qt).
+
+Every test runs real comparisons through the real worker thread. A 16x16 ResNet with
+one block and 20 training images keep a run around a second on a loaded 2-core box;
+tests whose point is not the patch machine use the (cheap) ideal machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from ccdm_gui.app import settings as app_settings  # noqa: E402
+from ccdm_gui.core import render  # noqa: E402
+from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint  # noqa: E402
+from ccdm_gui.core.datasets import load_dataset  # noqa: E402
+from ccdm_gui.core.networks import build_network  # noqa: E402
+
+STEPS = 4
+SUBSET = 20
+RUN_TIMEOUT_MS = 60_000
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    arr = np.asarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+    path.write_bytes(header + arr.tobytes())
+
+
+def make_model(path: Path, num_classes: int = 0, padding: str = "zeros") -> Path:
+    # Width 16: the embedding heads use GroupNorm(8), which needs two channels per group.
+    info = ModelInfo(
+        arch="resnet",
+        arch_params={"width": 16, "blocks": 1},
+        image_size=16,
+        num_classes=num_classes,
+        padding=padding,
+        calibrated_p={m: [3] * 10 + [5] * 10 for m in ("bbels", "els", "ls")},
+        name=path.stem,
+    )
+    torch.manual_seed(0)
+    save_checkpoint(path, build_network("resnet", **network_params(info)), info)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    # Continuous-valued images: distinct patches, so the winning candidate is unique.
+    data = d / "data"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", rng.integers(0, 256, (40, 16, 16)))
+    write_idx(data / "train-labels-idx1-ubyte", rng.integers(0, 10, 40))
+    return {
+        "model": make_model(d / "tiny.safetensors"),
+        "cond": make_model(d / "tiny_cond.safetensors", num_classes=10),
+        "data": data,
+        "dir": d,
+    }
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv(app_settings.ENV_VAR, str(path))
+    return path
+
+
+def options(files, **kw) -> dict:
+    base = {
+        "model": str(files["model"]),
+        "dataset": str(files["data"]),
+        "subset": SUBSET,
+        "steps": STEPS,
+        "seed": 0,
+        "device": "cpu",
+        "patch_size": "calibrated",
+        "machine": "ls",
+        "boundary": "zeros",
+    }
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+def make_window(qtbot):
+    from ccdm_gui.app.app import make_app
+    from ccdm_gui.app.main_window import MainWindow
+
+    make_app()
+    made = []
+
+    def make(opts: dict, wait: bool = True):
+        w = MainWindow(opts)
+        qtbot.addWidget(w)
+        made.append(w)
+        w.show()
+        if wait:
+            wait_ready(qtbot, w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+        assert w.worker.isFinished()
+
+
+def wait_ready(qtbot, w):
+    with qtbot.waitSignal(w.comparison_ready, timeout=RUN_TIMEOUT_MS) as blocker:
+        pass
+    if blocker.signal_triggered:
+        return blocker.args[0]
+    return w.store.comp
+
+
+def run_until_ready(qtbot, w, action):
+    with qtbot.waitSignal(w.comparison_ready, timeout=RUN_TIMEOUT_MS) as blocker:
+        action()
+    return blocker.args[0]
+
+
+# --------------------------------------------------------------------------- start
+
+
+def test_default_start_streams_frames_and_shows_them(qtbot, files, monkeypatch, make_window):
+    # No model or dataset named: the window must take the shipped defaults.
+    from ccdm_gui.core import resources
+
+    monkeypatch.setattr(resources, "default_model_path", lambda: files["model"])
+    monkeypatch.setattr(resources, "default_dataset_path", lambda: files["data"])
+    opts = options(files)
+    del opts["model"], opts["dataset"]
+    from ccdm_gui.app.main_window import MainWindow
+
+    w = MainWindow(opts | {"autostart": False})
+    qtbot.addWidget(w)
+    seen = []
+    w.worker.partial.connect(lambda rid, kind, i, total, traj: seen.append((kind, i)))
+    comp = run_until_ready(qtbot, w, w.request)
+    try:
+        assert w.model_path == str(files["model"])
+        assert w.dataset_path == str(files["data"])
+        # Frames streamed before the run completed, the machine's one by one.
+        assert [i for k, i in seen if k == "machine"] == list(range(STEPS))
+        assert w.store.complete and w.store.frames == STEPS
+        assert comp.cnn.x0.shape == (STEPS, 1, 16, 16)
+        # The screen shows exactly core.render's pixels (export == screen).
+        want = render.panel_images(comp, w.step, "x0", "source", False)
+        for name in ("cnn", "machine", "provenance"):
+            np.testing.assert_array_equal(w.panels.items[name].image, want[name])
+            cap = w.panels.labels[name].text
+            assert "t=" in cap and "P=" in cap and "r=" in cap, cap
+        assert w.act_export_frames.isEnabled() and w.act_export_video.isEnabled()
+        assert not w.progress.isVisible()
+        assert "device: cpu" in w.device_label.text()
+    finally:
+        w.close()
+    assert w.worker.isFinished()
+
+
+def test_export_disabled_until_complete(qtbot, files, make_window):
+    w = make_window(options(files), wait=False)
+    assert not w.act_export_frames.isEnabled()
+    assert w.cancel_btn.isVisibleTo(w) and w.progress.isVisibleTo(w)
+    wait_ready(qtbot, w)
+    assert w.act_export_frames.isEnabled()
+
+
+# --------------------------------------------------------------------------- controls
+
+
+def test_p_boundary_and_machine_recompute_only_the_machine(qtbot, files, make_window):
+    w = make_window(options(files))
+    first = w.store.comp
+    assert (w.worker.cnn_runs, w.worker.machine_runs) == (1, 1)
+    assert first.machine.patch_size.tolist() == [5, 5, 3, 3]  # the calibrated P(t)
+
+    def fixed_p7():
+        w.controls.calibrated.setChecked(False)
+        w.controls.p_slider.setValue(2)  # P = 3 + 2 * 2
+
+    comp = run_until_ready(qtbot, w, fixed_p7)
+    assert comp.spec.patch_size == 7 and comp.machine.patch_size.tolist() == [7] * STEPS
+    assert w.worker.cnn_runs == 1 and w.worker.machine_runs == 2
+    assert comp.cnn is first.cnn  # the same trajectory object, not a recomputation
+    assert not np.array_equal(comp.machine.x0, first.machine.x0)
+
+    def circular():
+        w.controls.boundary.setCurrentIndex(w.controls.boundary.findData("circular"))
+
+    comp = run_until_ready(qtbot, w, circular)
+    assert (comp.spec.machine, comp.spec.boundary) == ("ls", "circular")
+    assert w.worker.cnn_runs == 1 and w.worker.machine_runs == 3
+    assert comp.cnn is first.cnn
+
+    def ideal():
+        w.controls.machine.setCurrentIndex(w.controls.machine.findData("ideal"))
+
+    comp = run_until_ready(qtbot, w, ideal)
+    assert comp.spec.machine == "ideal" and w.worker.cnn_runs == 1
+    assert comp.cnn is first.cnn
+
+    # Back to a spec seen before: served from the cache, nothing recomputed.
+    def back():
+        w.controls.set_state({"machine": "ls", "boundary": "zeros", "patch_size": None})
+        w.request()
+
+    comp = run_until_ready(qtbot, w, back)
+    assert (w.worker.cnn_runs, w.worker.machine_runs) == (1, 4)
+    assert comp.machine is first.machine
+
+
+def test_seed_and_steps_recompute_the_cnn(qtbot, files, make_window):
+    w = make_window(options(files, machine="ideal"))
+    first = w.store.comp
+    comp = run_until_ready(qtbot, w, w.controls.new_seed.click)
+    assert comp.spec.seed != first.spec.seed and w.worker.cnn_runs == 2
+    assert not np.array_equal(comp.cnn.x_t[0], first.cnn.x_t[0])
+    # CNN and machine start from the same noise.
+    np.testing.assert_array_equal(comp.cnn.x_t[0], comp.machine.x_t[0])
+    comp = run_until_ready(qtbot, w, lambda: w.controls.steps.setValue(STEPS + 1))
+    assert len(comp.cnn.t) == STEPS + 1 and w.timeline.slider.maximum() == STEPS
+    assert w.worker.cnn_runs == 3
+
+
+def test_machine_and_boundary_stay_consistent(qtbot, files, make_window):
+    w = make_window(options(files, machine="bbels") | {"autostart": False}, wait=False)
+    c = w.controls
+    c.boundary.setCurrentIndex(c.boundary.findData("circular"))
+    assert c.machine.currentData() == "els"
+    c.machine.setCurrentIndex(c.machine.findData("bbels"))
+    assert c.boundary.currentData() == "zeros"
+    c.machine.setCurrentIndex(c.machine.findData("ideal"))
+    assert not c.p_slider.isEnabled() and not c.calibrated.isEnabled()
+
+
+def test_class_label_only_for_conditional_models(qtbot, files, make_window):
+    w = make_window(options(files) | {"autostart": False}, wait=False)
+    assert not w.controls.label.isEnabled()
+    w2 = make_window(
+        options(files, model=str(files["cond"]), label=3) | {"autostart": False}, wait=False
+    )
+    assert w2.controls.label.isEnabled() and w2.controls.label.count() == 10
+    assert w2.spec().label == 3
+
+
+def test_view_changes_and_scrubbing_never_recompute(qtbot, files, make_window):
+    w = make_window(options(files, machine="ideal"))
+    comp = w.store.comp
+    requests = w.worker.requests
+    c = w.controls
+    c.show_mode.setCurrentIndex(c.show_mode.findData("xt"))
+    c.diff.setChecked(True)
+    assert w.panels.visible_panels == ["cnn", "machine", "provenance", "difference"]
+    for mode in ("source", "position", "weight", "entropy"):
+        c.prov_mode.setCurrentIndex(c.prov_mode.findData(mode))
+        for step in range(STEPS):
+            w.timeline.slider.setValue(step)
+            want = render.panel_images(comp, step, "xt", mode, True)
+            for name, rgb in want.items():
+                np.testing.assert_array_equal(w.panels.items[name].image, rgb)
+            assert f"t={comp.cnn.t[step]:.2f}" in w.panels.labels["cnn"].text
+    assert w.worker.requests == requests
+    assert w.store.comp is comp
+    # Redraw from cached frames: generous bound for a loaded CI box; bench/gui_timing.py
+    # measures the real figure.
+    assert np.median(w.redraw_ms) < 50
+
+
+def test_playback_and_keyboard_stepping(qtbot, files, make_window):
+    w = make_window(options(files, machine="ideal"))
+    w.activateWindow()
+    w.timeline.slider.setValue(0)
+    QTest.keyClick(w, Qt.Key.Key_Right)
+    QTest.keyClick(w, Qt.Key.Key_Right)
+    assert w.step == 2
+    QTest.keyClick(w, Qt.Key.Key_Left)
+    assert w.step == 1
+    w.timeline.fps.setValue(60)
+    w.timeline.loop.setChecked(False)
+    QTest.keyClick(w, Qt.Key.Key_Space)
+    assert w.timeline.play.isChecked()
+    qtbot.waitUntil(lambda: not w.timeline.play.isChecked(), timeout=5000)
+    assert w.step == STEPS - 1
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def test_cancel_keeps_partial_frames_and_recovers(qtbot, files, make_window):
+    w = make_window(options(files, steps=12) | {"autostart": False}, wait=False)
+
+    def cancel_on_first_machine_frame(rid, kind, i, total, traj):
+        if kind == "machine" and i == 0:
+            w.cancel()
+
+    w.worker.partial.connect(cancel_on_first_machine_frame)
+    with qtbot.waitSignal(w.worker.cancelled, timeout=RUN_TIMEOUT_MS):
+        w.request()
+    w.worker.partial.disconnect(cancel_on_first_machine_frame)
+    assert not w.store.complete
+    assert 1 <= w.store.frames < 12
+    assert not w.act_export_frames.isEnabled() and not w.progress.isVisible()
+    assert w.worker.machine_runs == 1
+    comp = run_until_ready(qtbot, w, lambda: w.request(force=True))
+    assert len(comp.machine.t) == 12 and w.worker.cnn_runs == 1
+
+
+def test_newer_request_cancels_older(qtbot, files, make_window):
+    w = make_window(options(files, steps=10) | {"autostart": False}, wait=False)
+    done, cancelled = [], []
+    w.worker.done.connect(lambda rid, comp, timing: done.append((rid, comp.spec.seed)))
+    w.worker.cancelled.connect(cancelled.append)
+    started = []
+
+    def on_partial(rid, kind, i, total, traj):
+        if kind == "machine" and not started:
+            started.append(rid)
+            w.controls.seed.setValue(5)
+            w.request()
+
+    w.worker.partial.connect(on_partial)
+    first = w.request()
+    comp = wait_ready(qtbot, w)
+    assert comp.spec.seed == 5
+    assert first in cancelled
+    assert [s for _rid, s in done] == [5]
+
+
+def test_click_opens_inspector_with_the_true_source(qtbot, files, make_window):
+    w = make_window(options(files, machine="bbels"))
+    qtbot.waitExposed(w)
+    comp = w.store.comp
+    step = STEPS - 1
+    w.timeline.slider.setValue(step)
+    r, c = 9, 14
+    box = w.panels.boxes["provenance"]
+    scene = box.mapViewToScene(QPointF(c + 0.5, r + 0.5))
+    pos = w.panels.view.mapFromScene(scene)
+    with qtbot.waitSignal(w.worker.inspected, timeout=RUN_TIMEOUT_MS) as blocker:
+        QTest.mouseClick(w.panels.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    res = blocker.args[1]
+    assert w.inspector.isVisible() and w.inspector.result is res
+    m = comp.machine
+    si = int(m.source_index[step, r, c])
+    assert res.request.pixel == (r, c)
+    assert res.dataset_index == int(m.train_indices[si])
+    assert res.request.source_yx == tuple(int(v) for v in m.source_yx[step, r, c])
+    full = load_dataset(files["data"], 16, 1)
+    np.testing.assert_allclose(res.source_image, full.images[res.dataset_index].numpy())
+    assert f"#{res.dataset_index}" in w.inspector.header.text()
+    # The heaviest candidate is the winner the trajectory recorded.
+    top = res.candidates[0]
+    assert len(res.candidates) == 8
+    assert (top.subset_index, top.yx) == (si, res.request.source_yx)
+    assert top.weight == pytest.approx(float(m.weight[step, r, c]), abs=1e-4)
+    weights = [cd.weight for cd in res.candidates]
+    assert weights == sorted(weights, reverse=True)
+
+
+def test_hover_reports_pixel_values_and_source(qtbot, files, make_window):
+    w = make_window(options(files, machine="ideal"))
+    m = w.store.comp.machine
+    step = w.step
+    w.panels.hovered.emit("machine", 3, 4)
+    msg = w.statusBar().currentMessage()
+    si = int(m.source_index[step, 3, 4])
+    assert f"source image #{int(m.train_indices[si])}" in msg
+    assert f"weight {float(m.weight[step, 3, 4]):.3f}" in msg
+
+
+# --------------------------------------------------------------------------- errors, files
+
+
+def test_corrupt_checkpoint_shows_message_and_keeps_the_old_model(
+    qtbot, files, make_window, tmp_path
+):
+    w = make_window(options(files, machine="ideal"))
+    good = w.store.comp
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"this is not a checkpoint")
+    with qtbot.waitSignal(w.run_failed, timeout=RUN_TIMEOUT_MS) as blocker:
+        w.open_model(str(bad))
+    assert "Cannot use this model" in blocker.args[0] and "broken.safetensors" in blocker.args[0]
+    assert "Traceback" not in blocker.args[0]
+    assert w.banner.isVisible() and "broken.safetensors" in w.banner.text.text()
+    assert w.model_path == str(files["model"]) and w.store.comp is good
+    assert w.act_export_frames.isEnabled()
+    # Still alive and working with the old model.
+    comp = run_until_ready(qtbot, w, lambda: w.controls.seed.setValue(3))
+    assert comp.spec.model == str(files["model"]) and comp.spec.seed == 3
+
+
+def test_unreadable_dataset_shows_message_and_keeps_the_old_data(
+    qtbot, files, make_window, tmp_path
+):
+    w = make_window(options(files, machine="ideal"))
+    empty = tmp_path / "nothing_here"
+    empty.mkdir()
+    with qtbot.waitSignal(w.run_failed, timeout=RUN_TIMEOUT_MS) as blocker:
+        w.open_dataset(str(empty))
+    assert "Cannot use this dataset" in blocker.args[0]
+    assert w.dataset_path == str(files["data"]) and w.store.complete
+
+
+def test_drop_routes_checkpoints_and_datasets(qtbot, files, make_window, tmp_path):
+    w = make_window(options(files))
+    other = make_model(tmp_path / "other.safetensors", padding="circular")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    comp = run_until_ready(qtbot, w, lambda: w.dropEvent(ev))
+    assert comp.spec.model == str(other)
+    # A circular-padding model opens with its own machine.
+    assert (comp.spec.machine, comp.spec.boundary) == ("els", "circular")
+    mime2 = QMimeData()
+    mime2.setUrls([QUrl.fromLocalFile(str(files["data"]))])
+    ev2 = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime2,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    before = w.worker.requests
+    w.dropEvent(ev2)  # the same dataset: nothing to recompute
+    assert w.dataset_path == str(files["data"]) and w.worker.requests == before
+
+
+def test_close_while_computing_joins_the_thread(qtbot, files, make_window):
+    w = make_window(options(files, steps=30, machine="bbels") | {"autostart": False}, wait=False)
+    machine_frames = []
+    w.worker.partial.connect(
+        lambda rid, kind, i, total, t: machine_frames.append(i) if kind == "machine" else None
+    )
+    w.request()
+    qtbot.waitUntil(lambda: bool(machine_frames), timeout=RUN_TIMEOUT_MS)
+    assert w.worker.isRunning() and w.worker.busy
+    t0 = time.perf_counter()
+    w.close()
+    assert w.worker.isFinished() and not w.worker.isRunning()
+    assert time.perf_counter() - t0 < 20
+    assert not w.store.complete
+
+
+def test_choices_and_geometry_are_remembered(qtbot, files, make_window, private_settings):
+    w = make_window(options(files, machine="ideal"))
+    run_until_ready(qtbot, w, lambda: w.controls.seed.setValue(7))
+    w.controls.prov_mode.setCurrentIndex(w.controls.prov_mode.findData("entropy"))
+    # The offscreen screen is 800x600, narrower than the window's minimum width, so
+    # width and x are clamped either way; y shows whether the geometry came back.
+    w.move(37, 23)
+    w.close()
+    assert private_settings.exists()
+    w2 = make_window({"autostart": False}, wait=False)
+    assert w2.controls.seed.value() == 7
+    assert w2.model_path == str(files["model"])
+    assert w2.controls.prov_mode.currentData() == "entropy"
+    assert w2.controls.subset.value() == SUBSET
+    assert w2.y() == 23
+    s = app_settings.open_settings()
+    assert str(files["model"]) in app_settings.recent(s, "models")
+
+
+def test_screenshot_command(qtbot, files, tmp_path):
+    from ccdm_gui.app.app import make_app
+    from ccdm_gui.cli import main
+
+    make_app()
+    out = tmp_path / "shot.png"
+    code = main(
+        [
+            "gui",
+            "--model",
+            str(files["model"]),
+            "--dataset",
+            str(files["data"]),
+            "--subset",
+            str(SUBSET),
+            "--steps",
+            str(STEPS),
+            "--seed",
+            "2",
+            "--machine",
+            "ideal",
+            "--screenshot",
+            str(out),
+        ]
+    )
+    assert code == 0
+    from PIL import Image
+
+    img = Image.open(out)
+    assert img.size[0] > 800 and img.size[1] > 500
+    # Not a blank grab: the panels hold many distinct colours.
+    colours = np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)
+    assert len(colours) > 50
