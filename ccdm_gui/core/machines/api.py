@@ -252,7 +252,7 @@ def _top_k(q, chunks, kpos, a, v, k):
     best_kp = torch.empty(0, dtype=torch.long, device=q.device)
     lse = torch.tensor(-math.inf, dtype=torch.float64, device=q.device)
     for ch in chunks:
-        keys = ch.keys[0]
+        keys = ch.bank[0, : q.shape[-1]].T
         logits = (a * (keys @ q[0, 0]) - 0.5 * a * a * (keys * keys).sum(-1)) / v
         logits = logits.to(torch.float64)
         lse = torch.logaddexp(lse, torch.logsumexp(logits, 0))

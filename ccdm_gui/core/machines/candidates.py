@@ -25,6 +25,9 @@ class Problem:
     kpos: torch.Tensor  # [G, Kp, 2] candidate patch centres in each training image
     query_boundary: str
     key_boundary: str
+    # kpos is one group holding every valid centre in row-major order, so keys can be
+    # cut with im2col (F.unfold), far faster than gathering by index.
+    all_valid: bool = False
 
     @property
     def groups(self) -> int:
@@ -54,7 +57,7 @@ def build_problems(
         q = grid_positions(range(h), range(w), device)[None]
         k = grid_positions(range(d, h - d), range(d, w - d), device)[None]
         # Candidates are fully inside patches, so the key boundary never matters.
-        return [Problem(q, k, boundary, "zeros")]
+        return [Problem(q, k, boundary, "zeros", all_valid=True)]
     if machine == "bbels":
         return _bbels_problems(d, h, w, device)
     raise ValueError(f"no patch problems for machine {machine!r}")
@@ -63,7 +66,7 @@ def build_problems(
 def _bbels_problems(d: int, h: int, w: int, device: torch.device | str) -> list[Problem]:
     inner_rows, inner_cols = range(d, h - d), range(d, w - d)
     interior = grid_positions(inner_rows, inner_cols, device)[None]
-    problems = [Problem(interior, interior, "zeros", "zeros")]
+    problems = [Problem(interior, interior, "zeros", "zeros", all_valid=True)]
     if d == 0:
         return problems
     edge_rows = list(range(d)) + list(range(h - d, h))

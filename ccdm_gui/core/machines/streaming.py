@@ -34,8 +34,10 @@ import torch
 
 @dataclass
 class KeyChunk:
-    keys: torch.Tensor  # [G, Kc, D] training patches (unscaled)
-    values: torch.Tensor  # [G, Kc, Cv] what the softmax averages (centre pixels)
+    # [G, D + 2 + Cv, Kc]: rows 0..D-1 the training patches (unscaled), rows D and D+1
+    # free for the bias and shift columns (filled here), then the values the softmax
+    # averages (centre pixels). Keys lie along the last axis: both products read it as is.
+    bank: torch.Tensor
     first_image: int  # keys are ordered image-major: j -> image first_image + j // kpos_block
     first_kpos: int  # ... and kpos index first_kpos + j % kpos_block
     kpos_block: int
@@ -90,29 +92,24 @@ class StreamingSoftmax:
         self._ebuf: torch.Tensor | None = None
 
     def update(self, chunk: KeyChunk) -> None:
-        k, vals = chunk.keys, chunk.values
-        g, kc, d = k.shape
-        # bank = [psi, b, -1, values]; keys use its first D + 2 columns.
-        bank = torch.empty(g, kc, d + 2 + vals.shape[-1], dtype=k.dtype, device=k.device)
-        bank[..., :d] = k
-        torch.sum(k * k, dim=-1, out=bank[..., d]).mul_(-self.key_scale)
-        bank[..., d + 1] = -1.0
-        bank[..., d + 2 :] = vals
-        value_cols = bank if self.fold else bank[..., d + 1 :]
-        # Transposed once per chunk so every tile's value product reads it contiguously.
-        vt = value_cols.transpose(1, 2).contiguous()
-        keys = bank[..., : d + 2]
+        bank, d = chunk.bank, self.d
+        kc = bank.shape[-1]
+        keys = bank[:, :d]
+        torch.sum(keys * keys, dim=1, out=bank[:, d]).mul_(-self.key_scale)
+        bank[:, d + 1] = -1.0
+        keys_aug = bank[:, : d + 2]
+        vt = bank if self.fold else bank[:, d + 1 :]
         for j0 in range(0, kc, self.tile):
             j1 = min(kc, j0 + self.tile)
-            self._tile(keys[:, j0:j1], vt[:, :, j0:j1], chunk, j0)
+            self._tile(keys_aug[..., j0:j1], vt[..., j0:j1], chunk, j0)
 
     def _logits(self, keys: torch.Tensor) -> torch.Tensor:
         g, m, _ = self.qa.shape
-        t = keys.shape[1]
+        t = keys.shape[-1]
         if self._buf is None or self._buf.shape[-1] < t:
             self._buf = torch.empty(g, m, t, dtype=self.qa.dtype, device=self.qa.device)
         buf = self._buf[..., :t]
-        return torch.bmm(self.qa, keys.transpose(1, 2), out=buf)
+        return torch.bmm(self.qa, keys, out=buf)
 
     def _tile(self, keys, vt, chunk: KeyChunk, j0: int) -> None:
         logits = self._logits(keys)  # l - m, [G, M, t]
@@ -138,7 +135,8 @@ class StreamingSoftmax:
             if self._ebuf is None or self._ebuf.shape[-1] < logits.shape[-1]:
                 self._ebuf = torch.empty_like(self._buf)
             e = torch.exp(logits, out=self._ebuf[..., : logits.shape[-1]])
-            self.u += torch.linalg.vecdot(e, logits)
+            # In place: a fresh product tensor per tile costs an allocation and page faults.
+            self.u += torch.mul(e, logits, out=logits).sum(-1)
         self.rt.baddbmm_(vt, e.transpose(1, 2))
 
     def _rebase(self, logits: torch.Tensor, delta: torch.Tensor) -> None:

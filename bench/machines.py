@@ -1,0 +1,174 @@
+"""Speed of one score-machine step (ELS circular and bbELS) on MNIST-shaped data.
+
+    .venv/bin/python bench/machines.py                       # CPU, N = 1,000
+    .venv/bin/python bench/machines.py --device cuda --n 60000 --no-naive
+
+For each machine and patch size it prints seconds per step, the achieved cross-term
+GFLOP/s and exps per second, how far that is from what this machine's own matmul and
+exp rates allow for the same arithmetic ("x bound": flops / matmul rate + exps / exp
+rate, measured in this process), and the speed-up over a straightforward
+implementation (every patch unfolded, full softmax over all candidates, chunked over
+queries) run in the same process on the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ccdm_gui.core.machines import candidate_count, machine_denoise  # noqa: E402
+from ccdm_gui.core.machines.candidates import build_problems  # noqa: E402
+from ccdm_gui.core.machines.patches import gather_patches  # noqa: E402
+from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
+
+# The paper's reference implementation on a 2-core CPU, N = 1,000 (science.md section 6).
+REFERENCE_S = {
+    ("els", 3): 16.0,
+    ("els", 7): 13.2,
+    ("els", 11): 7.1,
+    ("els", 15): 5.1,
+    ("bbels", 3): 10.2,
+    ("bbels", 7): 8.0,
+    ("bbels", 11): 7.7,
+    ("bbels", 15): 1.0,
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn, device: torch.device, repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def machine_rates(device: torch.device) -> tuple[float, float]:
+    """(matmul GFLOP/s on a large float32 product, torch.exp elements/s on 1 Mi floats)."""
+    n = 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    a @ b
+    t_mm = best_time(lambda: torch.mm(a, b, out=out), device, 7)
+    x = torch.rand(1 << 20, device=device) * -20
+    y = torch.empty_like(x)
+    torch.exp(x, out=y)
+    t_exp = best_time(lambda: torch.exp(x, out=y), device, 21)
+    return 2 * n**3 / t_mm / 1e9, x.numel() / t_exp
+
+
+def naive_denoise(x, ab, train, machine, p, boundary, query_block=64):
+    """Straightforward: cut every candidate patch, full softmax over them per pixel."""
+    _, c, h, w = x.shape
+    a, v = math.sqrt(ab), 1.0 - ab
+    x0 = torch.empty_like(x)
+    for prob in build_problems(machine, p, boundary, h, w, x.device):
+        for g in range(prob.groups):
+            qpos = prob.qpos[g]
+            q = gather_patches(x, qpos, p, prob.query_boundary)[0]  # [Mq, D]
+            if prob.keys_per_image == (h - p + 1) * (w - p + 1) and prob.groups == 1:
+                keys = F.unfold(train, p).transpose(1, 2).reshape(-1, c * p * p)
+            else:
+                keys = gather_patches(train, prob.kpos[g], p, prob.key_boundary)
+                keys = keys.reshape(-1, c * p * p)
+            centre = keys.reshape(-1, c, p, p)[:, :, p // 2, p // 2]  # [K, C]
+            for m0 in range(0, q.shape[0], query_block):
+                qb = q[m0 : m0 + query_block]
+                d2 = (qb * qb).sum(1, keepdim=True) - 2 * a * qb @ keys.T
+                logits = -(d2 + a * a * (keys * keys).sum(1)) / (2 * v)
+                wts = torch.softmax(logits, dim=1)
+                vals = wts @ centre
+                wts.max(1)  # provenance: winner and its weight
+                -(wts * torch.log(wts.clamp_min(1e-38))).sum(1)  # entropy
+                rows, cols = qpos[m0 : m0 + query_block].unbind(1)
+                x0[0, :, rows, cols] = vals.T
+    return x0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=1000, help="training images")
+    ap.add_argument("--p", type=int, nargs="+", default=[3, 7, 11, 15])
+    ap.add_argument("--machines", nargs="+", default=["els", "bbels"])
+    ap.add_argument("--repeat", type=int, default=2, help="best of this many runs")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the straightforward run")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    g = torch.Generator().manual_seed(0)
+    train = (torch.rand(args.n, 1, 32, 32, generator=g) * 2 - 1).to(device)
+    ab = abar_of(0.5)
+    clean = torch.rand(1, 1, 32, 32, generator=g) * 2 - 1
+    x = (math.sqrt(ab) * clean + math.sqrt(1 - ab) * torch.randn(1, 1, 32, 32, generator=g)).to(
+        device
+    )
+    mm_rate, exp_rate = machine_rates(device)
+    print(
+        f"device {device} threads {torch.get_num_threads()}  N = {args.n}  t = 0.5 "
+        f"(abar = {ab:.4f})  torch {torch.__version__}"
+    )
+    print(f"this machine: matmul {mm_rate:.1f} GFLOP/s, exp {exp_rate / 1e9:.2f} G/s")
+    print(
+        f"{'machine':<14}{'P':>3}{'s/step':>9}{'GFLOP/s':>9}{'Gexp/s':>8}{'x bound':>9}"
+        f"{'naive s':>9}{'speed-up':>9}{'max|dx0|':>10}{'paper s':>9}"
+    )
+    total = paper_total = 0.0
+    for machine in args.machines:
+        boundary = "circular" if machine == "els" else "zeros"
+        for p in args.p:
+            pairs = candidate_count(machine, p, boundary, 32, 32, args.n)
+            flops = 2.0 * pairs * p * p
+
+            def run(machine=machine, boundary=boundary, p=p):
+                return machine_denoise(x, ab, train, machine, p, boundary)
+
+            out = run()
+            secs = best_time(run, device, args.repeat)
+            bound = flops / (mm_rate * 1e9) + pairs / exp_rate
+            naive_s = speedup = diff = math.nan
+            if not args.no_naive:
+                naive_out = naive_denoise(x, ab, train, machine, p, boundary)
+                diff = (naive_out - out.x0).abs().max().item()
+                naive_s = best_time(
+                    lambda m=machine, b=boundary, p=p: naive_denoise(x, ab, train, m, p, b),
+                    device,
+                    1,
+                )
+                speedup = naive_s / secs
+            paper = REFERENCE_S.get((machine, p), math.nan) if args.n == 1000 else math.nan
+            total += secs
+            paper_total += paper
+            name = f"{machine}-{boundary}"
+            print(
+                f"{name:<14}{p:>3}{secs:>9.3f}{flops / secs / 1e9:>9.1f}"
+                f"{pairs / secs / 1e9:>8.2f}{secs / bound:>9.2f}{naive_s:>9.2f}"
+                f"{speedup:>9.1f}{diff:>10.1e}{paper:>9.1f}"
+            )
+    print(f"total {total:.2f} s for {len(args.machines) * len(args.p)} steps", end="")
+    if not math.isnan(paper_total):
+        print(f"; paper's reference {paper_total:.1f} s -> {paper_total / total:.1f}x faster")
+    else:
+        print()
+
+
+if __name__ == "__main__":
+    main()
