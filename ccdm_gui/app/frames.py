@@ -80,7 +80,7 @@ class FrameStore:
         self.comp: Comparison | None = None
         self.complete = False
         self.total = 0
-        self._rgb: dict[tuple, dict[str, np.ndarray]] = {}
+        self._rgb: dict[tuple, object] = {}  # rendered panels and legends
 
     def clear(self) -> None:
         self.__init__()
@@ -148,6 +148,15 @@ class FrameStore:
             out = {}
         self._rgb[key] = out
         return out
+
+    def legend(self, step: int, mode: str):
+        """The provenance colour key of a frame (its "source" entries change per step)."""
+        key = ("legend", step, mode)
+        hit = self._rgb.get(key)
+        if hit is None and self.comp is not None:
+            hit = render.legend(mode, self.comp.machine, step, machine=self.comp.spec.machine)
+            self._rgb[key] = hit
+        return hit
 
     def captions(self, step: int, view: View) -> dict[str, str]:
         """Every caption names t, P and r of its frame (render's caption plus what it

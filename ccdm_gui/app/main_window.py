@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self.follow_live = True
         self.last_error = ""
         self.redraw_ms: list[float] = []
+        self.first_frame_at: float | None = None  # perf_counter of the first frame shown
         self._requested: RunSpec | None = None
         self._inspect_id = 0
         self._run_started = 0.0
@@ -535,13 +536,14 @@ class MainWindow(QMainWindow):
         where = f"step {step + 1}/{self.store.total}  t = {t:.2f}"
         if comp is not None:
             where += f"  P = {int(comp.machine.patch_size[step])}"
-            leg = render.legend(v.prov_mode, comp.machine, step, machine=comp.spec.machine)
-            self.legend.set_legend(leg)
+            self.legend.set_legend(self.store.legend(step, v.prov_mode))
             self.legend.show()
         self.diff_legend.setVisible(v.diff and comp is not None)
         if v.diff and comp is not None:
             self.diff_legend.set_legend(render.legend("difference"))
         self.timeline.set_where(where)
+        if self.first_frame_at is None:
+            self.first_frame_at = time.perf_counter()
         self.redraw_ms.append((time.perf_counter() - t0) * 1000.0)
         del self.redraw_ms[:-500]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 PANEL_NAMES = ("cnn", "machine", "provenance", "difference")
@@ -45,6 +45,37 @@ def rgb_pixmap(
     return pm
 
 
+class Caption(pg.LabelItem):
+    """A one-line caption that changes every frame without a layout pass: LabelItem's
+    own setText resizes itself and relayouts the whole grid, which cost more than
+    everything else in a redraw."""
+
+    def __init__(self):
+        super().__init__("", color=(230, 230, 230))
+        font = QFont()
+        font.setPointSizeF(11.0)
+        self.item.setFont(font)
+        self.item.setDefaultTextColor(QColor(230, 230, 230))
+        height = QFontMetrics(font).height() + 6
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
+        self.text = ""
+
+    def set_caption(self, text: str) -> None:
+        if text == self.text:
+            return
+        self.text = text
+        self.item.setPlainText(text)
+        self._centre()
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt API)
+        self._centre()
+
+    def _centre(self) -> None:
+        br = self.item.boundingRect()
+        self.item.setPos(max(0.0, (self.width() - br.width()) / 2), 0)
+
+
 class ImagePanels(QWidget):
     """A row of linked ViewBoxes with a caption above each."""
 
@@ -62,11 +93,11 @@ class ImagePanels(QWidget):
         lay.addWidget(self.view)
         self.boxes: dict[str, pg.ViewBox] = {}
         self.items: dict[str, pg.ImageItem] = {}
-        self.labels: dict[str, pg.LabelItem] = {}
+        self.labels: dict[str, Caption] = {}
         self._shape: tuple[int, int] | None = None
         self._visible: list[str] = []
         for name in PANEL_NAMES:
-            label = pg.LabelItem("", size="11pt", color=(230, 230, 230))
+            label = Caption()
             box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
             box.setBorder(pg.mkPen((90, 90, 96)))
             box.setBackgroundColor(_BLANK_COLOR)
@@ -115,7 +146,7 @@ class ImagePanels(QWidget):
                 if shape != self._shape:
                     self._shape = shape
                     self.reset_zoom()
-            self.labels[name].setText(captions.get(name, ""))
+            self.labels[name].set_caption(captions.get(name, ""))
 
     def reset_zoom(self) -> None:
         if self._shape is not None:
@@ -156,43 +187,74 @@ class ImagePanels(QWidget):
 
 class LegendWidget(QWidget):
     """The colour key of the provenance panel: a bar with its range, a list of
-    categories, or the 2-D position plane."""
+    categories, or the 2-D position plane. The category entries change with every
+    frame, so they are a fixed pool of swatches updated in place (rebuilding widgets
+    per frame cost more than the whole rest of a redraw)."""
+
+    MAX_ITEMS = 8
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: bold;")
-        self.body = QWidget()
-        self.body_layout = QHBoxLayout(self.body)
-        self.body_layout.setContentsMargins(0, 0, 0, 0)
-        self.body_layout.setSpacing(6)
+        self.lo, self.hi = QLabel(), QLabel()
+        self.image = QLabel()
+        self.note = QLabel()
+        self.swatches: list[tuple[QLabel, QLabel]] = []
+        self.cats = QWidget()
+        g = QGridLayout(self.cats)
+        g.setContentsMargins(0, 0, 0, 0)
+        g.setHorizontalSpacing(10)
+        g.setVerticalSpacing(0)
+        for i in range(self.MAX_ITEMS):
+            sw, text = QLabel(), QLabel()
+            sw.setFixedSize(12, 12)
+            text.setMinimumWidth(46)
+            cell = QWidget()
+            cl = QHBoxLayout(cell)
+            cl.setContentsMargins(0, 0, 0, 0)
+            cl.setSpacing(3)
+            cl.addWidget(sw)
+            cl.addWidget(text)
+            g.addWidget(cell, i // 4, i % 4)
+            self.swatches.append((sw, text))
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 2)
-        lay.addWidget(self.title)
-        lay.addWidget(self.body, 1)
+        lay.setSpacing(6)
+        for w in (self.title, self.lo, self.image, self.hi, self.note, self.cats):
+            lay.addWidget(w)
+        lay.addStretch(1)
         self._last = None
+        self._colours: list = [None] * self.MAX_ITEMS
 
     def set_legend(self, leg) -> None:
-        sig = (
-            leg.kind,
-            leg.label,
-            leg.vmin,
-            leg.vmax,
-            tuple(leg.colors) if leg.kind == "categories" else None,
-        )
+        if leg.kind == "categories":
+            self._set_kind("categories", leg.label)
+            entries = list(leg.colors)[: self.MAX_ITEMS]
+            for i, (sw, text) in enumerate(self.swatches):
+                if i < len(entries):
+                    label, rgb = entries[i]
+                    if self._colours[i] != rgb:
+                        pm = QPixmap(12, 12)
+                        pm.fill(QColor(*rgb))
+                        sw.setPixmap(pm)
+                        self._colours[i] = rgb
+                    if text.text() != label:
+                        text.setText(label)
+                    sw.setVisible(True)
+                else:
+                    sw.setVisible(False)
+                    text.setText("")
+            return
+        sig = (leg.kind, leg.label, leg.vmin, leg.vmax)
         if sig == self._last:
             return
+        self._set_kind(leg.kind, leg.label)
         self._last = sig
-        while self.body_layout.count():
-            w = self.body_layout.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
-        self.title.setText(leg.label + ":")
         if leg.kind == "bar":
             lut = np.asarray(leg.colors, dtype=np.uint8)
             strip = np.repeat(lut[None, :, :], 12, axis=0)
-            bar = QLabel()
-            bar.setPixmap(
+            self.image.setPixmap(
                 QPixmap.fromImage(rgb_to_qimage(strip)).scaled(
                     220,
                     12,
@@ -200,40 +262,20 @@ class LegendWidget(QWidget):
                     Qt.TransformationMode.FastTransformation,
                 )
             )
-            self.body_layout.addWidget(QLabel(f"{leg.vmin:g}"))
-            self.body_layout.addWidget(bar)
-            self.body_layout.addWidget(QLabel(f"{leg.vmax:.3g}"))
-        elif leg.kind == "plane":
-            plane = QLabel()
-            plane.setPixmap(
-                rgb_pixmap(np.asarray(leg.colors, dtype=np.uint8), 1).scaled(
-                    40,
-                    40,
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.FastTransformation,
-                )
-            )
-            plane.setToolTip("top-left = patch centred at (0, 0); rows downward, columns across")
-            self.body_layout.addWidget(plane)
-            self.body_layout.addWidget(QLabel("top-left (0,0) → bottom-right"))
+            self.lo.setText(f"{leg.vmin:g}")
+            self.hi.setText(f"{leg.vmax:.3g}")
         else:
-            grid = QWidget()
-            g = QGridLayout(grid)
-            g.setContentsMargins(0, 0, 0, 0)
-            g.setHorizontalSpacing(8)
-            g.setVerticalSpacing(0)
-            for i, (text, (r, gg, b)) in enumerate(leg.colors):
-                sw = QLabel()
-                sw.setFixedSize(12, 12)
-                sw.setStyleSheet(f"background: rgb({r},{gg},{b}); border: 1px solid #555;")
-                cell = QWidget()
-                cl = QHBoxLayout(cell)
-                cl.setContentsMargins(0, 0, 0, 0)
-                cl.setSpacing(3)
-                cl.addWidget(sw)
-                cl.addWidget(QLabel(text))
-                g.addWidget(cell, i // 4, i % 4)
-            if not leg.colors:
-                g.addWidget(QLabel("—"), 0, 0)
-            self.body_layout.addWidget(grid)
-        self.body_layout.addStretch(1)
+            plane = np.asarray(leg.colors, dtype=np.uint8)
+            self.image.setPixmap(rgb_pixmap(plane, max(1, 40 // max(plane.shape[:2]))))
+            self.note.setText("patch centre in its training image: top-left (0, 0)")
+
+    def _set_kind(self, kind: str, label: str) -> None:
+        if self._last is not None and self._last[0] == kind and self.title.text() == label + ":":
+            return
+        self._last = (kind, label, None, None)
+        self.title.setText(label + ":")
+        self.lo.setVisible(kind == "bar")
+        self.hi.setVisible(kind == "bar")
+        self.image.setVisible(kind in ("bar", "plane"))
+        self.note.setVisible(kind == "plane")
+        self.cats.setVisible(kind == "categories")
