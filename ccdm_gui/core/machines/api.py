@@ -15,6 +15,7 @@ from .streaming import StreamingSoftmax
 # Elements in one chunk of key patches: cutting patches has a fixed cost per chunk, so
 # chunks are large; the attention itself then walks each chunk in cache-sized tiles.
 _CHUNK_ELEMENTS = 1 << 22
+_CHUNK_ELEMENTS_GPU = 1 << 27
 # Queries handled together; beyond this the key stream is replayed per block of queries
 # (the tile of logits is queries x keys, so more queries would mean narrower tiles).
 _QUERY_BLOCK = 1024
@@ -71,8 +72,9 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _default_chunk(groups: int, dim: int) -> int:
-    return max(1, _CHUNK_ELEMENTS // (groups * (dim + 8)))
+def _default_chunk(groups: int, dim: int, device: torch.device | None = None) -> int:
+    budget = _CHUNK_ELEMENTS_GPU if device is not None and device.type != "cpu" else _CHUNK_ELEMENTS
+    return max(1, budget // (groups * (dim + 8)))
 
 
 def _queries(x: torch.Tensor, problem: Problem, patch_size: int) -> torch.Tensor:
@@ -120,7 +122,7 @@ def machine_denoise(
 def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int | None):
     b, c, h, w = x.shape
     q = x.reshape(1, b, -1) * (a / v)
-    chunk = chunk or _default_chunk(1, 2 * q.shape[-1])
+    chunk = chunk or _default_chunk(1, 2 * q.shape[-1], x.device)
     state = StreamingSoftmax(q, a * a / (2.0 * v), q.shape[-1])
     for kc in image_chunks(train, chunk):
         state.update(kc)
@@ -152,7 +154,7 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk) -> Mach
         parts = []
         for m0 in range(0, m, step):
             qb = q[:, m0 : m0 + step]
-            kc = chunk or _default_chunk(g, d)
+            kc = chunk or _default_chunk(g, d, x.device)
             state = StreamingSoftmax(qb, a * a / (2.0 * v), c)
             for keys in key_chunks(train, prob, patch_size, kc):
                 state.update(keys)

@@ -57,6 +57,8 @@ class StreamResult:
 _REBASE = 20.0
 # Logit elements per tile: 1 MiB of float32, which with the key tile fits in L2.
 TILE_ELEMENTS = 1 << 18
+# A GPU has no L2 to fit but pays a launch and a host sync per tile: far bigger tiles.
+TILE_ELEMENTS_GPU = 1 << 25
 # Up to this many value columns, the entropy rides in the value product (see above).
 _FOLD_WIDTH = 24
 
@@ -67,7 +69,7 @@ class StreamingSoftmax:
         queries: torch.Tensor,
         key_scale: float,
         value_dim: int,
-        tile_elements: int = TILE_ELEMENTS,
+        tile_elements: int | None = None,
     ):
         """queries: [G, M, D], already multiplied by a / v; key_scale = a^2 / (2 v)."""
         g, m, d = queries.shape
@@ -87,6 +89,8 @@ class StreamingSoftmax:
         self.best_image = torch.zeros(g, m, dtype=torch.long, device=queries.device)
         self.best_kpos = torch.zeros_like(self.best_image)
         self.started = False
+        if tile_elements is None:
+            tile_elements = TILE_ELEMENTS if queries.device.type == "cpu" else TILE_ELEMENTS_GPU
         self.tile = max(1, tile_elements // (g * m))
         self._buf: torch.Tensor | None = None
         self._ebuf: torch.Tensor | None = None
