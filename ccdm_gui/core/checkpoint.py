@@ -85,6 +85,10 @@ def save_checkpoint(path: str | Path, net: nn.Module, info: ModelInfo) -> None:
     os.close(fd)
     try:
         save_file(state, tmp, metadata={META_KEY: json.dumps(info.to_json())})
+        # mkstemp creates 0600; a checkpoint that ships in a package must be world-readable.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
