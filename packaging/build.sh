@@ -22,7 +22,7 @@
 #   PYTHON            interpreter for the build venv (default: python3.11, else python3)
 #   CCDM_TORCH        torch requirement installed first (default: torch==2.13.0+cpu)
 #   CCDM_TORCH_INDEX  package index for it, e.g. a CUDA wheel index (packaging/README.md)
-#   CCDM_DEB_COMPRESS dpkg-deb compressor: xz (default), zstd or gzip
+#   CCDM_DEB_COMPRESS dpkg-deb compressor: zstd (default), xz or gzip
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -5,6 +5,8 @@ Slow (minutes: the bundle holds torch and Qt) and so opt-in: it runs only with
 CCDM_PACKAGING_TEST=1. It reuses dist/ when the .deb there is newer than every input
 of the build, and otherwise rebuilds with --reuse-venv (the pinned build venv is kept
 while the lock file is unchanged; the bundle itself is always made afresh).
+The few quick tests at the end (self-test from the source tree, build.sh's
+argument check, the entry script's dispatch) always run.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
 BUNDLE = DIST / "ccdm-gui"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
+
+def packaging(fn):
+    """The marks of a test that needs the built bundle and packages."""
+    fn = pytest.mark.slow(fn)
+    fn = pytest.mark.skipif(
         os.environ.get("CCDM_PACKAGING_TEST") != "1",
         reason="builds a ~1 GB bundle; set CCDM_PACKAGING_TEST=1 to run",
-    ),
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the .deb is Linux-only"),
-]
+    )(fn)
+    return pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux packages")(fn)
+
 
 # Everything the bundle or the packages are made from; a change to any of them
 # makes the cached dist/ stale.
@@ -99,12 +103,14 @@ def _assert_selftest(proc: subprocess.CompletedProcess) -> None:
     assert "self-test OK" in proc.stdout, out
 
 
+@packaging
 def test_bundle_version_and_self_test(built):
     proc = _run([BUNDLE / "ccdm", "--version"], 120)
     assert proc.returncode == 0 and proc.stdout.strip() == f"ccdm-gui {_version()}", proc
     _assert_selftest(_run([BUNDLE / "ccdm", "self-test"], 600))
 
 
+@packaging
 def test_bundle_leaves_out_unused_parts(built):
     internal = BUNDLE / "_internal"
     names = {p.name for p in internal.rglob("*")}
@@ -120,12 +126,14 @@ def test_bundle_leaves_out_unused_parts(built):
     assert (internal / "resources" / "datasets" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
 
 
+@packaging
 def test_tarball_holds_the_bundle(built):
     with tarfile.open(built["tarball"]) as tar:
         names = set(tar.getnames())
     assert {"ccdm-gui/ccdm", "ccdm-gui/ccdm-gui"} <= names
 
 
+@packaging
 def test_deb_installs_and_runs(built, tmp_path):
     deb = built["deb"]
     info = subprocess.run(["dpkg-deb", "-f", deb], capture_output=True, text=True, check=True)
@@ -163,8 +171,55 @@ def test_deb_installs_and_runs(built, tmp_path):
     assert colours is None or len(colours) > 100, len(colours)
 
 
+# ------------------------------------------------------------------ quick tests
+
+
 def test_build_script_refuses_unknown_option():
     if shutil.which("bash") is None:
         pytest.skip("no bash")
     proc = _run(["bash", ROOT / "packaging" / "build.sh", "--bogus"], 60, cwd=ROOT)
     assert proc.returncode == 2 and "unknown option" in proc.stderr
+
+
+def test_self_test_passes_from_source(tmp_path):
+    env = {"CCDM_GUI_SETTINGS": str(tmp_path / "settings.ini")}
+    proc = _run([sys.executable, "-m", "ccdm_gui", "self-test"], 900, cwd=ROOT, env=env)
+    _assert_selftest(proc)
+    assert proc.stdout.count("\nPASS ") == 7, proc.stdout
+
+
+def test_self_test_names_a_missing_part(monkeypatch):
+    import importlib
+    import io
+
+    from ccdm_gui.cli import selftest
+
+    def broken(ctx):
+        importlib.import_module("ccdm_gui.no_such_part")
+
+    monkeypatch.setattr(selftest, "CHECKS", [("torch", selftest.check_torch), ("part", broken)])
+    out = io.StringIO()
+    assert selftest.run_checks(out=out) == 1
+    text = out.getvalue()
+    assert "PASS torch" in text
+    assert "FAIL part" in text and "missing part" in text and "ccdm_gui.no_such_part" in text
+    assert "self-test FAILED: part" in text
+
+
+@pytest.mark.parametrize(
+    ("executable", "role"),
+    [
+        ("/opt/ccdm-gui/ccdm-gui", "gui"),
+        ("/opt/ccdm-gui/ccdm", "cli"),
+        ("C:\\Program Files\\ccdm-gui\\ccdm-gui.exe", "gui"),
+        ("/Applications/ccdm-gui.app/Contents/MacOS/ccdm", "cli"),
+    ],
+)
+def test_entry_script_picks_role_by_executable_name(monkeypatch, executable, role):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ccdm_entry", ROOT / "packaging/ccdm_entry.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    monkeypatch.setattr(sys, "executable", executable.replace("\\", os.sep))
+    assert entry._role() == role
