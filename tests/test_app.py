@@ -516,3 +516,34 @@ def test_screenshot_command(qtbot, files, tmp_path):
     # Not a blank grab: the panels hold many distinct colours.
     colours = np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)
     assert len(colours) > 50
+
+
+def test_export_actions_open_the_export_dialog(qtbot, files, make_window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window(options(files, machine="ideal"))
+    seen = []
+
+    def inspect_and_close(tries=[0]):  # noqa: B006 (a counter shared across retries)
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            tries[0] += 1
+            if tries[0] < 200:  # the dialog may take a while to open on a loaded box
+                QTimer.singleShot(50, inspect_and_close)
+            return
+        seen.append(
+            (
+                type(dlg).__name__,
+                getattr(dlg, "comp", None) is w.store.comp,
+                getattr(dlg, "kind", None),
+            )
+        )
+        dlg.reject()
+
+    for act, kind in ((w.act_export_video, "video"), (w.act_export_frames, "frames")):
+        QTimer.singleShot(50, inspect_and_close)
+        act.trigger()
+        assert seen[-1] == ("ExportDialog", True, kind)
+    assert w.act_export_frames.shortcut().toString() == "Ctrl+E"
+    assert w.act_export_video.shortcut().toString() == "Ctrl+Shift+E"

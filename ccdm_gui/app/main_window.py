@@ -48,7 +48,7 @@ from .plots import Plots
 from .worker import InspectRequest, Worker
 
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-GUI_DEFAULT_SUBSET = 1000
+GUI_DEFAULT_SUBSET = 200
 # Debounce for controls that fire while dragged (the P slider, spin boxes held down):
 # the newest request cancels the older one anyway, this just avoids starting runs that
 # would be cancelled a few milliseconds later.
