@@ -14,6 +14,7 @@ from machine_reference import candidates, reference_denoise, reference_top
 from ccdm_gui.core.machines import (
     MachineOutput,
     candidate_count,
+    dedup,
     machine_denoise,
     top_candidates,
 )
@@ -167,6 +168,86 @@ def test_toy_ddim_converges_to_local_majority():
     window = F.conv2d(F.pad(binary, (1, 1, 1, 1), mode="circular"), torch.ones(1, 1, 3, 3))
     agree = (torch.sign(window) == binary).float().mean().item()
     assert agree >= 0.99, f"only {agree:.3f} of pixels equal their 3x3 majority"
+
+
+def _mostly_constant(seed: int, n: int, c: int, h: int, w: int) -> torch.Tensor:
+    """Background -1 images with one small blob each, and one image repeated: most
+    windows are identical, as in MNIST."""
+    g = torch.Generator().manual_seed(seed)
+    train = -torch.ones(n, c, h, w)
+    for i in range(n):
+        r, col = (
+            torch.randint(1, h - 2, (1,), generator=g).item(),
+            torch.randint(1, w - 2, (1,), generator=g).item(),
+        )
+        train[i, :, r : r + 2, col : col + 2] = torch.rand(c, 2, 2, generator=g) * 2 - 1
+    train[n - 1] = train[0]
+    return train
+
+
+@pytest.fixture
+def fresh_dedup(monkeypatch):
+    dedup.clear_cache()
+    yield
+    monkeypatch.setattr(dedup, "ENABLED", True)
+    dedup.clear_cache()
+
+
+@pytest.mark.parametrize(
+    "machine,boundary", [("els", "circular"), ("els", "zeros"), ("bbels", "zeros")]
+)
+@pytest.mark.parametrize("p,c,ab", [(3, 1, 0.3), (3, 3, 0.9), (5, 1, 0.9), (1, 1, 0.6)])
+def test_merged_duplicates_match_unmerged_and_reference(
+    machine, boundary, p, c, ab, fresh_dedup, monkeypatch
+):
+    n, h, w = 7, 9, 8
+    train = _mostly_constant(p + c, n, c, h, w)
+    g = torch.Generator().manual_seed(1)
+    x = math.sqrt(ab) * train[[1, 3]] + math.sqrt(1 - ab) * torch.randn(2, c, h, w, generator=g)
+    merged = machine_denoise(x, ab, train, machine, p, boundary)
+    (entry,) = [e for _, e in dedup._cache.values()]
+    assert entry is not None and entry.counts.numel() < 0.75 * n * (h - p + 1) * (w - p + 1)
+    again = machine_denoise(x, ab, train, machine, p, boundary, chunk=5)  # cached, re-chunked
+    monkeypatch.setattr(dedup, "ENABLED", False)
+    plain = machine_denoise(x, ab, train, machine, p, boundary)
+    ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
+    for out in (merged, again, plain):
+        _compare(out, ref)
+    for field in ("x0", "weight", "entropy"):
+        torch.testing.assert_close(getattr(merged, field), getattr(plain, field), atol=2e-5, rtol=0)
+
+
+def test_merged_duplicates_report_the_first_occurrence(fresh_dedup):
+    # x equals a training image and abar -> 1: every interior pixel's best candidates are
+    # exact copies (image 0 and its duplicate, and the many background windows); the
+    # reference names the first in image-major order, and so must the merged stream.
+    # (Border pixels of ELS have no exact copy, so their winners are no ties.)
+    train = _mostly_constant(4, 6, 1, 9, 8)
+    x = train[5:6].clone()
+    inner = (slice(None), slice(1, -1), slice(1, -1))
+    for machine, boundary in (("els", "circular"), ("bbels", "zeros")):
+        out = machine_denoise(x, 1.0, train, machine, 3, boundary)
+        ref = reference_denoise(x.numpy(), 1.0 - 1e-9, train.numpy(), machine, 3, boundary)
+        np.testing.assert_array_equal(out.source_index.numpy()[inner], ref["source_index"][inner])
+        np.testing.assert_array_equal(out.source_yx.numpy()[inner], ref["source_yx"][inner])
+    assert all(e is not None for _, e in dedup._cache.values())
+
+
+def test_merge_cache_follows_in_place_changes(fresh_dedup):
+    train = _mostly_constant(5, 6, 1, 9, 8)
+    x = 0.5 * train[[2]] + 0.8 * torch.randn(1, 1, 9, 8, generator=torch.Generator().manual_seed(2))
+    machine_denoise(x, 0.3, train, "els", 3, "circular")
+    train[3] = torch.rand(1, 9, 8, generator=torch.Generator().manual_seed(3))  # bumps _version
+    out = machine_denoise(x, 0.3, train, "els", 3, "circular")
+    _compare(out, reference_denoise(x.numpy(), 0.3, train.numpy(), "els", 3, "circular"))
+    other = train.clone()  # same contents, another tensor: its own entry, same answer
+    torch.testing.assert_close(machine_denoise(x, 0.3, other, "els", 3, "circular").x0, out.x0)
+
+
+def test_random_data_is_not_merged(fresh_dedup):
+    x, train = _case(6, 1, 9, 8, 6, 1, 0.5)
+    machine_denoise(x, 0.5, train, "els", 3, "circular")
+    assert [e for _, e in dedup._cache.values()] == [None]
 
 
 @pytest.mark.parametrize(

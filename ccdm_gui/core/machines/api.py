@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from . import dedup
 from .candidates import BOUNDARIES, MACHINES, Problem, build_problems
-from .keys import image_chunks, key_chunks
+from .keys import image_chunks, key_chunks, unique_chunks
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax
 
@@ -112,7 +113,7 @@ def machine_denoise(
         if machine == "ideal":
             out = _ideal(xs, tr, a, v, chunk)
         else:
-            out = _patch_machine(xs, tr, a, v, machine, patch_size, boundary, chunk)
+            out = _patch_machine(xs, tr, a, v, machine, patch_size, boundary, chunk, train)
     out.x0 = out.x0.to(x.dtype)
     out.weight = out.weight.to(x.dtype)
     out.entropy = out.entropy.to(x.dtype)
@@ -137,7 +138,7 @@ def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int 
     )
 
 
-def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk) -> MachineOutput:
+def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source) -> MachineOutput:
     b, c, h, w = x.shape
     dev = x.device
     out = MachineOutput(
@@ -151,12 +152,20 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk) -> Mach
         q = _queries(x, prob, patch_size) * (a / v)
         g, m, d = q.shape
         step = max(1, min(m, _QUERY_BLOCK // g))
+        kc = chunk or _default_chunk(g, d, x.device)
+        merged = None
+        if prob.all_valid and dedup.ENABLED:
+            merged = dedup.unique_valid_keys(source, train, patch_size)
         parts = []
         for m0 in range(0, m, step):
             qb = q[:, m0 : m0 + step]
-            kc = chunk or _default_chunk(g, d, x.device)
             state = StreamingSoftmax(qb, a * a / (2.0 * v), c)
-            for keys in key_chunks(train, prob, patch_size, kc):
+            stream = (
+                key_chunks(train, prob, patch_size, kc)
+                if merged is None
+                else unique_chunks(merged, kc)
+            )
+            for keys in stream:
                 state.update(keys)
             parts.append(state.result())
         _scatter(out, prob, parts, b)

@@ -19,15 +19,25 @@ MACHINES = ("ideal", "ls", "els", "bbels")
 BOUNDARIES = ("zeros", "circular")
 
 
+# How a problem's keys are laid out in the unfold (im2col) of a slab, a rectangle of the
+# training image padded by d: "valid" one group holding every window, row-major; "rows"
+# one group per window row (keys along it); "cols" one group per window column; "each"
+# one group per window (one key per image). Cutting by unfold is several times faster
+# than gathering patches by index, and no per-pixel copy of a window is ever made.
+LAYOUTS = ("valid", "rows", "cols", "each")
+
+
 @dataclass(frozen=True)
 class Problem:
     qpos: torch.Tensor  # [G, Mq, 2] query pixel (row, col) in the noisy image
     kpos: torch.Tensor  # [G, Kp, 2] candidate patch centres in each training image
     query_boundary: str
     key_boundary: str
-    # kpos is one group holding every valid centre in row-major order, so keys can be
-    # cut with im2col (F.unfold), far faster than gathering by index.
-    all_valid: bool = False
+    # Slabs (row0, row1, col0, col1) of the training images padded by d (per
+    # key_boundary) whose windows are the keys, groups concatenated in slab order and
+    # matching kpos; empty: cut kpos by index (one-pixel problems of top_candidates).
+    slabs: tuple[tuple[int, int, int, int], ...] = ()
+    layout: str = "valid"
 
     @property
     def groups(self) -> int:
@@ -36,6 +46,11 @@ class Problem:
     @property
     def keys_per_image(self) -> int:
         return self.kpos.shape[1]
+
+    @property
+    def all_valid(self) -> bool:
+        """One group of every fully-inside window (ELS, bbELS interior): shareable keys."""
+        return self.layout == "valid" and len(self.slabs) == 1 and self.groups == 1
 
 
 def effective_machine(machine: str, patch_size: int, h: int, w: int) -> str:
@@ -52,12 +67,13 @@ def build_problems(
     d = patch_size // 2
     if machine == "ls":
         pos = grid_positions(range(h), range(w), device)[:, None, :]
-        return [Problem(pos, pos, boundary, boundary)]
+        whole = ((0, h + 2 * d, 0, w + 2 * d),)
+        return [Problem(pos, pos, boundary, boundary, whole, "each")]
     if machine == "els":
         q = grid_positions(range(h), range(w), device)[None]
         k = grid_positions(range(d, h - d), range(d, w - d), device)[None]
         # Candidates are fully inside patches, so the key boundary never matters.
-        return [Problem(q, k, boundary, "zeros", all_valid=True)]
+        return [Problem(q, k, boundary, "zeros", ((d, h + d, d, w + d),), "valid")]
     if machine == "bbels":
         return _bbels_problems(d, h, w, device)
     raise ValueError(f"no patch problems for machine {machine!r}")
@@ -66,22 +82,31 @@ def build_problems(
 def _bbels_problems(d: int, h: int, w: int, device: torch.device | str) -> list[Problem]:
     inner_rows, inner_cols = range(d, h - d), range(d, w - d)
     interior = grid_positions(inner_rows, inner_cols, device)[None]
-    problems = [Problem(interior, interior, "zeros", "zeros", all_valid=True)]
+    problems = [Problem(interior, interior, "zeros", "zeros", ((d, h + d, d, w + d),), "valid")]
     if d == 0:
         return problems
-    edge_rows = list(range(d)) + list(range(h - d, h))
-    edge_cols = list(range(d)) + list(range(w - d, w))
+    top, bottom = range(d), range(h - d, h)
+    left, right = range(d), range(w - d, w)
     # An edge pixel's candidates are centred in its own row (or column) at any interior
-    # column (row): exactly the query pixels of that edge line, so qpos == kpos.
-    rows = torch.stack([grid_positions(range(r, r + 1), inner_cols, device) for r in edge_rows])
-    cols = torch.stack([grid_positions(inner_rows, range(c, c + 1), device) for c in edge_cols])
-    corners = torch.tensor(
-        [(r, c) for r in edge_rows for c in edge_cols], device=device, dtype=torch.long
-    )[:, None, :]
+    # column (row): exactly the query pixels of that edge line, so qpos == kpos. In padded
+    # coordinates the windows of rows r..r+d-1 come from the 3d rows starting at r.
+    rows = torch.stack(
+        [grid_positions(range(r, r + 1), inner_cols, device) for r in [*top, *bottom]]
+    )
+    cols = torch.stack(
+        [grid_positions(inner_rows, range(c, c + 1), device)[:, :] for c in [*left, *right]]
+    )
+    row_slabs = ((0, 3 * d, d, w + d), (h - d, h + 2 * d, d, w + d))
+    col_slabs = ((d, h + d, 0, 3 * d), (d, h + d, w - d, w + 2 * d))
+    blocks = [(top, left), (top, right), (bottom, left), (bottom, right)]
+    corners = torch.cat([grid_positions(rr, cc, device) for rr, cc in blocks])[:, None, :]
+    corner_slabs = tuple(
+        (rr.start, rr.stop + 2 * d, cc.start, cc.stop + 2 * d) for rr, cc in blocks
+    )
     problems += [
-        Problem(rows, rows, "zeros", "zeros"),
-        Problem(cols, cols, "zeros", "zeros"),
-        Problem(corners, corners, "zeros", "zeros"),
+        Problem(rows, rows, "zeros", "zeros", row_slabs, "rows"),
+        Problem(cols, cols, "zeros", "zeros", col_slabs, "cols"),
+        Problem(corners, corners, "zeros", "zeros", corner_slabs, "each"),
     ]
     return problems
 

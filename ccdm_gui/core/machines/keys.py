@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from .candidates import Problem
-from .patches import centre_values, gather_patches
+from .dedup import UniqueKeys
+from .patches import centre_values, gather_patches, pad_images
 from .streaming import KeyChunk
 
 
@@ -20,6 +21,30 @@ def _bank(g: int, d: int, c: int, k: int, like: torch.Tensor) -> torch.Tensor:
     """[G, D + 2 + C, K]: rows 0..D-1 patches, D and D+1 for the streaming state, then
     the values. Keys lie along the last axis so the logits product needs no transpose."""
     return torch.empty(g, d + 2 + c, k, dtype=like.dtype, device=like.device)
+
+
+def slab_windows(
+    padded: torch.Tensor, problem: Problem, patch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of the problem's slabs: keys [n, D, G, Kp] and centre values [n, C, G, Kp]."""
+    n, c = padded.shape[:2]
+    p, d = patch_size, patch_size // 2
+    keys, vals = [], []
+    for r0, r1, c0, c1 in problem.slabs:
+        slab = padded[:, :, r0:r1, c0:c1]
+        nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
+        k = F.unfold(slab, p).view(n, -1, nr, nc)
+        v = slab[:, :, d : d + nr, d : d + nc]
+        if problem.layout == "cols":
+            k, v = k.transpose(2, 3), v.transpose(2, 3)
+        elif problem.layout in ("valid", "each"):
+            shape = (1, nr * nc) if problem.layout == "valid" else (nr * nc, 1)
+            k, v = k.reshape(n, -1, *shape), v.reshape(n, c, *shape)
+        keys.append(k)
+        vals.append(v)
+    if len(keys) == 1:
+        return keys[0], vals[0]
+    return torch.cat(keys, 2), torch.cat(vals, 2)
 
 
 def key_chunks(
@@ -33,20 +58,21 @@ def key_chunks(
         n_img, kp_blk = 1, chunk
     else:
         n_img, kp_blk = max(1, chunk // kp), kp
-    half = patch_size // 2
     for n0 in range(0, n_total, n_img):
         imgs = train[n0 : n0 + n_img]
         n = imgs.shape[0]
-        if problem.all_valid:
-            cols = F.unfold(imgs, patch_size)  # [n, D, Kp], im2col
-            centres = imgs[:, :, half : imgs.shape[2] - half, half : imgs.shape[3] - half]
-            centres = centres.reshape(n, c, kp)
+        if problem.slabs:
+            padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
+            keys, vals = slab_windows(padded, problem, patch_size)
             for kp0 in range(0, kp, kp_blk):
                 kb = min(kp_blk, kp - kp0)
-                bank = _bank(1, dim, c, n * kb, train)
-                bank[0, :dim].view(dim, n, kb).copy_(cols[:, :, kp0 : kp0 + kb].transpose(0, 1))
-                bank[0, dim + 2 :].view(c, n, kb).copy_(
-                    centres[:, :, kp0 : kp0 + kb].transpose(0, 1)
+                bank = _bank(g, dim, c, n * kb, train)
+                # [n, D, G, kb] -> [G, D, n, kb]
+                bank[:, :dim].view(g, dim, n, kb).copy_(
+                    keys[..., kp0 : kp0 + kb].permute(2, 1, 0, 3)
+                )
+                bank[:, dim + 2 :].view(g, c, n, kb).copy_(
+                    vals[..., kp0 : kp0 + kb].permute(2, 1, 0, 3)
                 )
                 yield KeyChunk(bank, n0, kp0, kb)
             continue
@@ -73,3 +99,15 @@ def image_chunks(train: torch.Tensor, chunk: int) -> Iterator[KeyChunk]:
         bank[0, :dim] = block
         bank[0, dim + 2 :] = block
         yield KeyChunk(bank, n0, 0, 1)
+
+
+def unique_chunks(found: UniqueKeys, chunk: int) -> Iterator[KeyChunk]:
+    """A problem's merged valid windows (one group), ``chunk`` at a time."""
+    dim, c = found.keys.shape[0], found.values.shape[0]
+    total = found.keys.shape[1]
+    for j0 in range(0, total, chunk):
+        j1 = min(total, j0 + chunk)
+        bank = _bank(1, dim, c, j1 - j0, found.keys)
+        bank[0, :dim] = found.keys[:, j0:j1]
+        bank[0, dim + 2 :] = found.values[:, j0:j1]
+        yield KeyChunk(bank, 0, 0, found.keys_per_image, found.counts[j0:j1], found.origin[j0:j1])

@@ -31,6 +31,18 @@ def pad_for(images: torch.Tensor, patch_size: int, boundary: str) -> torch.Tenso
     return F.pad(images, (d, d, d, d)) if d else images
 
 
+def pad_images(images: torch.Tensor, d: int, boundary: str) -> torch.Tensor:
+    """[n, C, H, W] -> [n, C, H + 2d, W + 2d], zero or circular padding (any d)."""
+    if d == 0:
+        return images
+    if boundary != "circular":
+        return F.pad(images, (d, d, d, d))
+    h, w = images.shape[-2:]
+    rows = torch.arange(-d, h + d, device=images.device) % h
+    cols = torch.arange(-d, w + d, device=images.device) % w
+    return images[:, :, rows[:, None], cols[None, :]]
+
+
 def gather_patches(
     images: torch.Tensor, centres: torch.Tensor, patch_size: int, boundary: str
 ) -> torch.Tensor:

@@ -41,6 +41,10 @@ class KeyChunk:
     first_image: int  # keys are ordered image-major: j -> image first_image + j // kpos_block
     first_kpos: int  # ... and kpos index first_kpos + j % kpos_block
     kpos_block: int
+    # A deduplicated chunk: key j stands for counts[j] identical candidates, the first of
+    # which (in the original image-major order) is origin[j] = image * kpos_block + kpos.
+    counts: torch.Tensor | None = None
+    origin: torch.Tensor | None = None
 
 
 @dataclass
@@ -103,9 +107,16 @@ class StreamingSoftmax:
         bank[:, d + 1] = -1.0
         keys_aug = bank[:, : d + 2]
         vt = bank if self.fold else bank[:, d + 1 :]
+        counts = chunk.counts
+        if counts is not None:
+            # A group of c identical candidates has c times the weight of one: every
+            # accumulated column (values, sum of weights, entropy terms) is scaled by c,
+            # while logits and the argmax stay per candidate.
+            vt = vt * counts
         for j0 in range(0, kc, self.tile):
             j1 = min(kc, j0 + self.tile)
-            self._tile(keys_aug[..., j0:j1], vt[..., j0:j1], chunk, j0)
+            cnt = None if counts is None else counts[j0:j1]
+            self._tile(keys_aug[..., j0:j1], vt[..., j0:j1], chunk, j0, cnt)
 
     def _logits(self, keys: torch.Tensor) -> torch.Tensor:
         g, m, _ = self.qa.shape
@@ -115,7 +126,7 @@ class StreamingSoftmax:
         buf = self._buf[..., :t]
         return torch.bmm(self.qa, keys, out=buf)
 
-    def _tile(self, keys, vt, chunk: KeyChunk, j0: int) -> None:
+    def _tile(self, keys, vt, chunk: KeyChunk, j0: int, counts=None) -> None:
         logits = self._logits(keys)  # l - m, [G, M, t]
         cmax = logits.amax(-1)
         if not self.started:
@@ -140,7 +151,8 @@ class StreamingSoftmax:
                 self._ebuf = torch.empty_like(self._buf)
             e = torch.exp(logits, out=self._ebuf[..., : logits.shape[-1]])
             # In place: a fresh product tensor per tile costs an allocation and page faults.
-            self.u += torch.mul(e, logits, out=logits).sum(-1)
+            el = torch.mul(e, logits, out=logits)
+            self.u += el.sum(-1) if counts is None else torch.matmul(el, counts)
         self.rt.baddbmm_(vt, e.transpose(1, 2))
 
     def _rebase(self, logits: torch.Tensor, delta: torch.Tensor) -> None:
@@ -163,6 +175,8 @@ class StreamingSoftmax:
         top, idx = logits[gi, mi].max(-1)
         j = idx + j0
         self.best[gi, mi] = top
+        if chunk.origin is not None:
+            j = chunk.origin[j]
         self.best_image[gi, mi] = chunk.first_image + torch.div(
             j, chunk.kpos_block, rounding_mode="floor"
         )
