@@ -23,6 +23,8 @@
 #   CCDM_TORCH        torch requirement installed first (default: torch==2.13.0+cpu)
 #   CCDM_TORCH_INDEX  package index for it, e.g. a CUDA wheel index (packaging/README.md)
 #   CCDM_DEB_COMPRESS dpkg-deb compressor: zstd (default), xz or gzip
+#   CCDM_BUILD_VENV   where the build venv lives (default build/pkg/venv); with
+#                     --reuse-venv, a folder outside the clone survives fresh checkouts
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,7 +38,7 @@ for arg in "$@"; do
         --reuse-venv) REUSE=1 ;;
         --no-packages) PACKAGES=0 ;;
         --relock) RELOCK=1 ;;
-        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -52,7 +54,7 @@ CCDM_TORCH="${CCDM_TORCH:-torch==2.13.0+cpu}"
 CCDM_TORCH_INDEX="${CCDM_TORCH_INDEX:-}"
 LOCK=packaging/requirements-build.txt
 BUILD=build/pkg
-VENV=$BUILD/venv
+VENV="${CCDM_BUILD_VENV:-$BUILD/venv}"
 STAMP=$VENV/.ccdm-inputs
 EXE=""
 [ "$OS" = windows ] && EXE=.exe
