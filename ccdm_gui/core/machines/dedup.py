@@ -18,6 +18,7 @@ patch sizes, so the merged banks (and the decisions not to merge) are cached.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ ENABLED = True
 # Merging pays only when it removes a good share of the candidates; below that the
 # hashing pass and the cached bank's memory buy too little.
 MAX_UNIQUE_FRACTION = 0.75
-# Bound on the cached banks' memory; least recently used banks go first.
+# Bound on the cached banks' memory; least recently used banks go first. Entries also
+# pile up for training subsets made afresh per call (one class), hence a count bound.
 CACHE_BYTES = 1 << 28
+CACHE_ENTRIES = 32
 # Window elements per hashing chunk.
 _HASH_CHUNK_ELEMENTS = 1 << 22
 
@@ -50,10 +53,13 @@ class UniqueKeys:
 
 
 _cache: OrderedDict[tuple, tuple[weakref.ref, UniqueKeys | None]] = OrderedDict()
+# The app's worker threads may run machines side by side.
+_lock = threading.Lock()
 
 
 def clear_cache() -> None:
-    _cache.clear()
+    with _lock:
+        _cache.clear()
 
 
 def _cache_key(source: torch.Tensor, work: torch.Tensor, patch_size: int) -> tuple | None:
@@ -80,21 +86,23 @@ def unique_valid_keys(
     """The distinct valid P x P windows of ``train`` (the caller's ``source`` converted to
     the work dtype), or None when merging would not pay."""
     key = _cache_key(source, train, patch_size)
-    if key is not None and key in _cache:
-        ref, found = _cache[key]
-        # id and data_ptr can be reused by a new tensor once the old one is freed; the
-        # weak reference tells the same live tensor apart from such a newcomer.
-        if ref() is source:
-            _cache.move_to_end(key)
-            return found
-        del _cache[key]
+    with _lock:
+        if key is not None and key in _cache:
+            ref, found = _cache[key]
+            # id and data_ptr can be reused by a new tensor once the old one is freed;
+            # the weak reference tells the same live tensor apart from such a newcomer.
+            if ref() is source:
+                _cache.move_to_end(key)
+                return found
+            del _cache[key]
     found = _merge(train, patch_size)
     if key is not None:
-        _cache[key] = (weakref.ref(source), found)
-        total = sum(e.nbytes for _, e in _cache.values() if e is not None)
-        while total > CACHE_BYTES and len(_cache) > 1:
-            _, (_, old) = _cache.popitem(last=False)
-            total -= old.nbytes if old is not None else 0
+        with _lock:
+            _cache[key] = (weakref.ref(source), found)
+            total = sum(e.nbytes for _, e in _cache.values() if e is not None)
+            while len(_cache) > 1 and (total > CACHE_BYTES or len(_cache) > CACHE_ENTRIES):
+                _, (_, old) = _cache.popitem(last=False)
+                total -= old.nbytes if old is not None else 0
     return found
 
 
