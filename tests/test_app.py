@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -32,7 +33,7 @@ from ccdm_gui.core.networks import build_network  # noqa: E402
 
 STEPS = 4
 SUBSET = 20
-RUN_TIMEOUT_MS = 60_000
+RUN_TIMEOUT_MS = 120_000
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:
@@ -72,6 +73,16 @@ def files(tmp_path_factory):
         "data": data,
         "dir": d,
     }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # These runs are tiny; with two OpenMP threads on a CPU that other jobs keep busy,
+    # thread hand-offs dominated and a 4-step run took minutes instead of a second.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
@@ -302,17 +313,32 @@ def test_playback_and_keyboard_stepping(qtbot, files, make_window):
 # --------------------------------------------------------------------------- worker
 
 
+def on_first_machine_frame(w, gui_action):
+    """Run ``gui_action`` on the GUI thread when the first machine frame arrives, holding
+    the worker at that frame until it has run: on a starved CPU the worker could
+    otherwise finish the whole run before the GUI thread sees its first frame."""
+    gate = threading.Event()
+
+    def in_gui(rid, kind, i, total, traj):
+        if kind == "machine" and i == 0 and not gate.is_set():
+            gui_action()
+            gate.set()
+
+    def in_worker(rid, kind, i, total, traj):
+        if kind == "machine" and i == 0:
+            gate.wait(RUN_TIMEOUT_MS / 1000)
+
+    # Order matters: the queued GUI call is posted before the direct one blocks.
+    w.worker.partial.connect(in_gui)
+    w.worker.partial.connect(in_worker, Qt.ConnectionType.DirectConnection)
+    return gate
+
+
 def test_cancel_keeps_partial_frames_and_recovers(qtbot, files, make_window):
     w = make_window(options(files, steps=12) | {"autostart": False}, wait=False)
-
-    def cancel_on_first_machine_frame(rid, kind, i, total, traj):
-        if kind == "machine" and i == 0:
-            w.cancel()
-
-    w.worker.partial.connect(cancel_on_first_machine_frame)
+    on_first_machine_frame(w, w.cancel)
     with qtbot.waitSignal(w.worker.cancelled, timeout=RUN_TIMEOUT_MS):
         w.request()
-    w.worker.partial.disconnect(cancel_on_first_machine_frame)
     assert not w.store.complete
     assert 1 <= w.store.frames < 12
     assert not w.act_export_frames.isEnabled() and not w.progress.isVisible()
@@ -326,15 +352,12 @@ def test_newer_request_cancels_older(qtbot, files, make_window):
     done, cancelled = [], []
     w.worker.done.connect(lambda rid, comp, timing: done.append((rid, comp.spec.seed)))
     w.worker.cancelled.connect(cancelled.append)
-    started = []
 
-    def on_partial(rid, kind, i, total, traj):
-        if kind == "machine" and not started:
-            started.append(rid)
-            w.controls.seed.setValue(5)
-            w.request()
+    def newer():
+        w.controls.seed.setValue(5)
+        w.request()
 
-    w.worker.partial.connect(on_partial)
+    on_first_machine_frame(w, newer)
     first = w.request()
     comp = wait_ready(qtbot, w)
     assert comp.spec.seed == 5
