@@ -15,6 +15,7 @@ from ccdm_gui.core.machines import (
     MachineOutput,
     candidate_count,
     dedup,
+    local,
     machine_denoise,
     top_candidates,
 )
@@ -326,3 +327,15 @@ def test_cuda_matches_cpu():
         gpu = machine_denoise(x.cuda(), 0.7, train, machine, 5, "zeros")
         assert gpu.x0.is_cuda
         torch.testing.assert_close(gpu.x0.cpu(), cpu.x0, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "boundary,p,c,h,w", [("circular", 9, 1, 3, 4), ("zeros", 7, 3, 5, 6), ("circular", 5, 2, 6, 5)]
+)
+def test_ls_streams_training_chunks_and_wraps_wide_windows(monkeypatch, boundary, p, c, h, w):
+    # A chunk of two training images (so the running softmax is rebased many times) and
+    # windows wider than the image (d > H wraps the circular image more than once).
+    monkeypatch.setattr(local, "_CHUNK_ELEMENTS", 3 * h * w * 2)
+    x, train = _case(5 + p, c, h, w, 11, 3, 0.6)
+    out = machine_denoise(x, 0.6, train, "ls", p, boundary)
+    _compare(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "ls", p, boundary))

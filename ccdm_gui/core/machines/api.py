@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from . import dedup
-from .candidates import BOUNDARIES, MACHINES, Problem, build_problems
+from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, unique_chunks
+from .local import local_denoise
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax
 
@@ -112,6 +113,8 @@ def machine_denoise(
         v = max(1.0 - float(abar), _MIN_V)
         if machine == "ideal":
             out = _ideal(xs, tr, a, v, chunk)
+        elif effective_machine(machine, patch_size, *x.shape[-2:]) == "ls":
+            out = _local(xs, tr, a, v, patch_size, boundary)
         else:
             out = _patch_machine(xs, tr, a, v, machine, patch_size, boundary, chunk, train)
     out.x0 = out.x0.to(x.dtype)
@@ -136,6 +139,13 @@ def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int 
         weight=res.weight[0][:, None, None].expand(b, h, w).clone(),
         entropy=res.entropy[0][:, None, None].expand(b, h, w).clone(),
     )
+
+
+def _local(x, train, a, v, patch_size, boundary) -> MachineOutput:
+    b, _, h, w = x.shape
+    x0, index, weight, entropy = local_denoise(x, train, a, v, patch_size, boundary)
+    pos = grid_positions(range(h), range(w), x.device).reshape(h, w, 2)
+    return MachineOutput(x0, index, pos[None].expand(b, h, w, 2).clone(), weight, entropy)
 
 
 def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source) -> MachineOutput:
