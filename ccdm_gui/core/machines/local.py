@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .patches import pad_images
+from .streaming import FLOOR
 
 # Logit elements per chunk of training images (B * n * H * W), about 16 MiB of float32.
 _CHUNK_ELEMENTS = 1 << 22
@@ -60,7 +61,7 @@ class _LocalState:
         self.s.mul_(scale)
         self.acc.mul_(scale[:, None])
         self.m = m_new
-        rel = logits.sub_(m_new[:, None])
+        rel = logits.sub_(m_new[:, None]).clamp_min_(FLOOR)
         e = torch.exp(rel)
         self.s += e.sum(1)
         self.u += (e * rel).sum(1)
