@@ -47,6 +47,44 @@ def slab_windows(
     return torch.cat(keys, 2), torch.cat(vals, 2)
 
 
+def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: int) -> None:
+    """Cut every key of the problem straight into ``bank`` [G, D + 2 + C, n * Kp].
+
+    Windows are a strided view of the padded images ([n, C, nr, nc, P, P], no copy), so
+    the only copy is the one into the bank, laid out as the logits product wants it.
+    That is about 3x faster than unfold (im2col) followed by a transposing copy.
+    """
+    n, c = padded.shape[:2]
+    g, kp = problem.groups, problem.keys_per_image
+    d, dim = p // 2, c * p * p
+    keys = bank[:, :dim].view(g, c, p, p, n, kp)
+    vals = bank[:, dim + 2 :].view(g, c, n, kp)
+    g0 = 0
+    for r0, r1, c0, c1 in problem.slabs:
+        slab = padded[:, :, r0:r1, c0:c1]
+        nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
+        win = slab.unfold(2, p, 1).unfold(3, p, 1)  # [n, C, nr, nc, P, P]
+        cen = slab[:, :, d : d + nr, d : d + nc]  # [n, C, nr, nc]
+        if problem.layout == "valid":
+            keys[g0].view(c, p, p, n, nr, nc).copy_(win.permute(1, 4, 5, 0, 2, 3))
+            vals[g0].view(c, n, nr, nc).copy_(cen.permute(1, 0, 2, 3))
+            g0 += 1
+            continue
+        if problem.layout == "rows":
+            gs, wk, ck = nr, win.permute(2, 1, 4, 5, 0, 3), cen.permute(2, 1, 0, 3)
+        elif problem.layout == "cols":
+            gs, wk, ck = nc, win.permute(3, 1, 4, 5, 0, 2), cen.permute(3, 1, 0, 2)
+        else:  # "each": one group per window, one key per image
+            gs = nr * nc
+            keys[g0 : g0 + gs].view(nr, nc, c, p, p, n).copy_(win.permute(2, 3, 1, 4, 5, 0))
+            vals[g0 : g0 + gs].view(nr, nc, c, n).copy_(cen.permute(2, 3, 1, 0))
+            g0 += gs
+            continue
+        keys[g0 : g0 + gs].copy_(wk)
+        vals[g0 : g0 + gs].copy_(ck)
+        g0 += gs
+
+
 def key_chunks(
     train: torch.Tensor, problem: Problem, patch_size: int, chunk: int
 ) -> Iterator[KeyChunk]:
@@ -61,6 +99,12 @@ def key_chunks(
     for n0 in range(0, n_total, n_img):
         imgs = train[n0 : n0 + n_img]
         n = imgs.shape[0]
+        if problem.slabs and kp_blk == kp:
+            padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
+            bank = _bank(g, dim, c, n * kp, train)
+            _fill_whole(bank, padded, problem, patch_size)
+            yield KeyChunk(bank, n0, 0, kp)
+            continue
         if problem.slabs:
             padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
             keys, vals = slab_windows(padded, problem, patch_size)
