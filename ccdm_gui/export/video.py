@@ -233,10 +233,17 @@ def _write_video(
     return path
 
 
-def _video_layout(layout: str) -> str:
+def _video_layout(layout: str, scale: int, show: str, prov_mode: str) -> str:
+    """The layout a video is drawn in; a bad view option is an ExportError, like every
+    other reason a video cannot be written."""
     # A video holds one picture per frame: "panels" there means the bare panels side
     # by side ("strip"), without captions.
-    return "strip" if layout == "panels" else layout
+    layout = "strip" if layout == "panels" else layout
+    try:
+        check_view(layout, scale, show, prov_mode)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    return layout
 
 
 def export_video(
@@ -262,11 +269,7 @@ def export_video(
     hold_last: seconds to keep the last frame on screen. layout: "composite" or
     "strip" ("panels" is taken as "strip"). The file appears complete or not at all.
     """
-    layout = _video_layout(layout)
-    try:
-        check_view(layout, scale, show, prov_mode)
-    except ValueError as e:
-        raise ExportError(str(e)) from None
+    layout = _video_layout(layout, scale, show, prov_mode)
     composer = Composer(comp, scale, show, prov_mode, diff)
     view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
     record = export_record([comp], view, title=f"ccdm-gui: {composer.title}")
@@ -307,11 +310,7 @@ def export_grid_video(
     frame export_video would write. Runs with fewer steps hold their last frame."""
     if not comps:
         raise ExportError("a grid video needs at least one comparison")
-    layout = _video_layout(layout)
-    try:
-        check_view(layout, scale, show, prov_mode)
-    except ValueError as e:
-        raise ExportError(str(e)) from None
+    layout = _video_layout(layout, scale, show, prov_mode)
     composers = [Composer(c, scale, show, prov_mode, diff) for c in comps]
     total = max(c.steps for c in composers)
     view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
