@@ -10,8 +10,8 @@ from pathlib import Path
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core.atomic import atomic_write_bytes
     from ..core.calibrate import calibrate_model
-    from ..core.pipeline import atomic_write_bytes
     from ..core.spec import MACHINES
     from .run import resolve_common
 

@@ -12,8 +12,8 @@ from .run import add_model_data_args, parse_patch_size, resolve_common
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core.atomic import atomic_write_bytes
     from ..core.evaluate import evaluate
-    from ..core.pipeline import atomic_write_bytes
     from ..core.spec import MACHINES
 
     resolve_common(args)

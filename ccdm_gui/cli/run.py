@@ -61,8 +61,8 @@ def parse_patch_size(text: str) -> int | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core.atomic import atomic_write_bytes
     from ..core.pipeline import (
-        atomic_write_bytes,
         load_model,
         patch_schedule,
         run_comparison,

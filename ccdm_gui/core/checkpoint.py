@@ -7,8 +7,6 @@ which refuses any pickle that would construct arbitrary objects.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .networks import ARCHITECTURES, build_network
 
 FORMAT = "ccdm-gui/1"
@@ -78,21 +77,9 @@ def save_checkpoint(path: str | Path, net: nn.Module, info: ModelInfo) -> None:
     """Atomic: written to a temporary file beside the target, then renamed."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={META_KEY: json.dumps(info.to_json())})
-        # mkstemp creates 0600; a checkpoint that ships in a package must be world-readable.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={META_KEY: json.dumps(info.to_json())})
 
 
 def read_info(path: str | Path) -> ModelInfo:

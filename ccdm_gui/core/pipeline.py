@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write_bytes
 from .checkpoint import LoadedModel, ModelInfo, load_checkpoint, read_info
 from .datasets import Dataset, DatasetError, load_dataset
 from .denoisers import CNNDenoiser, MachineDenoiser
@@ -430,25 +430,6 @@ def spec_from_json(text: str) -> RunSpec:
     d = json.loads(text)
     known = {f.name for f in dataclasses.fields(RunSpec)}
     return RunSpec(**{k: v for k, v in d.items() if k in known})
-
-
-def atomic_write_bytes(path: str | os.PathLike, write: Callable) -> None:
-    """``write(fileobj)`` into a temporary file beside ``path``, then rename over it, so a
-    reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        # mkstemp creates 0600; a saved run should get the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_comparison(comp: Comparison, path: str | os.PathLike) -> None:
