@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .run import add_model_data_args, parse_patch_size, resolve_common
+from .run import StageBars, add_model_data_args, parse_patch_size, resolve_common, run_spec
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -33,48 +33,18 @@ def _suffixed(path: Path, seed: int, many: bool) -> Path:
 
 
 def _compute(args: argparse.Namespace, seeds: list[int]):
-    from tqdm import tqdm
-
     from ..core.pipeline import TrajectoryCache, load_model, run_comparison
-    from ..core.spec import RunSpec
 
     resolve_common(args)
     info = load_model(args.model, args.device).info
-    boundary = args.boundary or info.padding
-    machine = args.machine or ("els" if boundary == "circular" else "bbels")
     cache = TrajectoryCache()
     for seed in seeds:
-        label = args.label
-        if label is None and info.num_classes > 0:
-            label = seed % info.num_classes
-        spec = RunSpec(
-            model=args.model,
-            dataset=args.dataset,
-            subset=args.subset,
-            seed=seed,
-            label=label,
-            steps=args.steps,
-            machine=machine,
-            boundary=boundary,
-            patch_size=args.patch_size,
-            device=args.device,
-        )
-        bars: dict[str, tqdm] = {}
-
-        def progress(stage: str, i: int, total: int, bars=bars, seed=seed) -> None:
-            if stage not in bars:
-                # One bar at a time: the CNN's is done when the machine's starts.
-                for b in bars.values():
-                    b.close()
-                bars[stage] = tqdm(total=total, desc=f"seed {seed} {stage}", unit="step")
-            bars[stage].n = i + 1
-            bars[stage].refresh()
-
+        spec = run_spec(args, info, seed)
+        bars = StageBars(f"seed {seed} ")
         try:
-            comp = run_comparison(spec, cache=cache, on_progress=progress)
+            comp = run_comparison(spec, cache=cache, on_progress=bars)
         finally:
-            for b in bars.values():
-                b.close()
+            bars.close()
         yield comp
 
 

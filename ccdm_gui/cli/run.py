@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.checkpoint import ModelInfo
+    from ..core.spec import RunSpec
 
 
 def default_model() -> str:
@@ -58,9 +63,53 @@ def parse_patch_size(text: str) -> int | None:
     return p
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
+    """The comparison that ``ccdm run`` and ``ccdm export`` compute for ``seed``; what the
+    options leave open follows the model (``info``), as the options' help says."""
+    from ..core.spec import RunSpec
 
+    boundary = args.boundary or info.padding
+    machine = args.machine or ("els" if boundary == "circular" else "bbels")
+    label = args.label
+    if label is None and info.num_classes > 0:
+        label = seed % info.num_classes
+    return RunSpec(
+        model=args.model,
+        dataset=args.dataset,
+        subset=args.subset,
+        seed=seed,
+        label=label,
+        steps=args.steps,
+        machine=machine,
+        boundary=boundary,
+        patch_size=args.patch_size,
+        device=args.device,
+    )
+
+
+class StageBars:
+    """``on_progress`` for run_comparison: a terminal progress bar per stage."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, i: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            # One bar at a time: the CNN's is done when the machine's starts.
+            self.close()
+            self.bars[stage] = tqdm(total=total, desc=self.prefix + stage, unit="step")
+        self.bars[stage].n = i + 1
+        self.bars[stage].refresh()
+
+    def close(self) -> None:
+        for b in self.bars.values():
+            b.close()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from ..core.atomic import atomic_write_bytes
     from ..core.pipeline import (
         load_model,
@@ -69,44 +118,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         save_comparison,
         schedule_for,
     )
-    from ..core.spec import RunSpec
 
     resolve_common(args)
     info = load_model(args.model, args.device).info
-    boundary = args.boundary or info.padding
-    machine = args.machine or ("els" if boundary == "circular" else "bbels")
-    label = args.label
-    if label is None and info.num_classes > 0:
-        label = args.seed % info.num_classes
-    spec = RunSpec(
-        model=args.model,
-        dataset=args.dataset,
-        subset=args.subset,
-        seed=args.seed,
-        label=label,
-        steps=args.steps,
-        machine=machine,
-        boundary=boundary,
-        patch_size=args.patch_size,
-        device=args.device,
-    )
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, i: int, total: int) -> None:
-        if stage not in bars:
-            for b in bars.values():
-                b.close()
-            bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=True)
-        bars[stage].n = i + 1
-        bars[stage].refresh()
-
+    spec = run_spec(args, info, args.seed)
+    bars = StageBars()
     timings: dict[str, float] = {}
-    comp = run_comparison(spec, on_progress=progress, timings=timings)
-    for b in bars.values():
-        b.close()
+    comp = run_comparison(spec, on_progress=bars, timings=timings)
+    bars.close()
     out = Path(args.out)
     save_comparison(comp, out / "trajectory.npz")
-    _, own = schedule_for(info, machine)
+    _, own = schedule_for(info, spec.machine)
     metrics = {
         "spec": json.loads(json.dumps(comp.spec.__dict__)),
         "t": comp.cnn.t.tolist(),
@@ -121,7 +143,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     text = json.dumps(metrics, indent=2)
     atomic_write_bytes(out / "metrics.json", lambda f: f.write(text.encode()))
     print(
-        f"{machine} vs CNN, seed {args.seed}: final correlation {comp.final_correlation:.4f} "
+        f"{spec.machine} vs CNN, seed {args.seed}: final correlation {comp.final_correlation:.4f} "
         f"(CNN {timings['cnn_seconds']:.1f} s, machine {timings['machine_seconds']:.1f} s)"
     )
     print(f"wrote {out / 'trajectory.npz'} and {out / 'metrics.json'}")
