@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -96,23 +97,21 @@ def test_missing_metadata_key(tmp_path):
         load_checkpoint(tmp_path / "n.safetensors")
 
 
-def test_shape_mismatch(tmp_path):
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (
+            {"arch_params": {"width": 16, "blocks": 2}},
+            r"weight '[\w.]+' has shape \(8.*the architecture needs \(16",
+        ),
+        ({"arch": "transformer"}, r"m\.safetensors: unknown architecture 'transformer'"),
+    ],
+    ids=["shape_mismatch", "unknown_architecture"],
+)
+def test_metadata_that_does_not_fit_the_weights(tmp_path, changes, match):
     net, info = small(width=8)
-    info.arch_params = {"width": 16, "blocks": 2}
-    save_checkpoint(tmp_path / "m.safetensors", net, info)
-    with pytest.raises(
-        CheckpointError, match=r"weight '[\w.]+' has shape \(8.*the architecture needs \(16"
-    ):
-        load_checkpoint(tmp_path / "m.safetensors")
-
-
-def test_unknown_architecture(tmp_path):
-    net, info = small()
-    info.arch = "transformer"
-    save_checkpoint(tmp_path / "m.safetensors", net, info)
-    with pytest.raises(
-        CheckpointError, match=r"m\.safetensors: unknown architecture 'transformer'"
-    ):
+    save_checkpoint(tmp_path / "m.safetensors", net, dataclasses.replace(info, **changes))
+    with pytest.raises(CheckpointError, match=match):
         load_checkpoint(tmp_path / "m.safetensors")
 
 
