@@ -19,15 +19,16 @@ def files(tmp_path):
     return make_model(tmp_path / "m.safetensors"), make_dataset(tmp_path / "data")
 
 
+def run_argv(model, data, *options: str) -> list[str]:
+    return ["run", "--model", str(model), "--dataset", str(data), *options]
+
+
 def test_ccdm_run_writes_trajectory_and_metrics(files, tmp_path, capsys):
     model, data = files
     out = tmp_path / "run1"
-    argv = [
-        "run",
-        "--model",
-        str(model),
-        "--dataset",
-        str(data),
+    argv = run_argv(
+        model,
+        data,
         "--seed",
         "5",
         "--subset",
@@ -40,7 +41,7 @@ def test_ccdm_run_writes_trajectory_and_metrics(files, tmp_path, capsys):
         "cpu",
         "--out",
         str(out),
-    ]
+    )
     assert main(argv) == 0
     assert "final correlation" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "trajectory.npz"]
@@ -71,26 +72,10 @@ def test_ccdm_run_defaults_follow_the_model(tmp_path):
     model = make_model(tmp_path / "c.safetensors", padding="circular")
     data = make_dataset(tmp_path / "data")
     out = tmp_path / "run2"
-    assert (
-        main(
-            [
-                "run",
-                "--model",
-                str(model),
-                "--dataset",
-                str(data),
-                "--subset",
-                "12",
-                "--steps",
-                "3",
-                "--device",
-                "cpu",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+    argv = run_argv(
+        model, data, "--subset", "12", "--steps", "3", "--device", "cpu", "--out", str(out)
     )
+    assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     # circular model -> circular ELS; no calibration -> the documented default schedule
     assert metrics["spec"]["machine"] == "els" and metrics["spec"]["boundary"] == "circular"
@@ -101,19 +86,7 @@ def test_ccdm_run_defaults_follow_the_model(tmp_path):
 def test_ccdm_run_rejects_an_even_patch_size(files, tmp_path):
     model, data = files
     with pytest.raises(SystemExit):
-        main(
-            [
-                "run",
-                "--model",
-                str(model),
-                "--dataset",
-                str(data),
-                "--patch-size",
-                "4",
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
+        main(run_argv(model, data, "--patch-size", "4", "--out", str(tmp_path / "x")))
 
 
 def test_ccdm_evaluate_and_calibrate(files, tmp_path, capsys):
