@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .run import add_model_data_args, parse_patch_size, resolve_common
+from .run import add_model_data_args, add_patch_size_arg, resolve_common
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -77,12 +77,7 @@ def register(sub) -> None:
         default=None,
         help="default: the model's padding (bbels is always zeros)",
     )
-    p.add_argument(
-        "--patch-size",
-        type=parse_patch_size,
-        default=None,
-        help="odd P for every step, or 'calibrated' (default)",
-    )
+    add_patch_size_arg(p)
     p.add_argument(
         "--baseline", default=None, help="e.g. ideal: report how often each machine beats it"
     )

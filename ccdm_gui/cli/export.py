@@ -11,7 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .run import StageBars, add_model_data_args, parse_patch_size, resolve_common, run_spec
+from .run import (
+    StageBars,
+    add_model_data_args,
+    add_patch_size_arg,
+    resolve_common,
+    run_spec,
+)
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -178,11 +184,6 @@ def register(sub) -> None:
     run.add_argument("--label", type=int, default=None)
     run.add_argument("--machine", choices=MACHINES, default=None)
     run.add_argument("--boundary", choices=BOUNDARIES, default=None)
-    run.add_argument(
-        "--patch-size",
-        type=parse_patch_size,
-        default=None,
-        help="odd P for every step, or 'calibrated' (default)",
-    )
+    add_patch_size_arg(run)
     run.add_argument("--steps", type=int, default=20)
     p.set_defaults(func=_cmd_export)

@@ -63,6 +63,15 @@ def parse_patch_size(text: str) -> int | None:
     return p
 
 
+def add_patch_size_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--patch-size",
+        type=parse_patch_size,
+        default=None,
+        help="odd P for every step, or 'calibrated' (default)",
+    )
+
+
 def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
     """The comparison that ``ccdm run`` and ``ccdm export`` compute for ``seed``; what the
     options leave open follows the model (``info``), as the options' help says."""
@@ -171,12 +180,7 @@ def register(sub) -> None:
     p.add_argument(
         "--boundary", choices=BOUNDARIES, default=None, help="default: the model's padding"
     )
-    p.add_argument(
-        "--patch-size",
-        type=parse_patch_size,
-        default=None,
-        help="odd P for every step, or 'calibrated' (default)",
-    )
+    add_patch_size_arg(p)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--out", default="runs/run", help="output folder")
     p.set_defaults(func=_cmd_run)
