@@ -27,6 +27,8 @@ def _plot(title: str, ylabel: str) -> pg.PlotWidget:
     w.setMenuEnabled(False)
     w.hideButtons()
     w.setMinimumHeight(150)
+    # The t axis ends at 0 on the right edge; without a margin its last tick label is cut.
+    w.getPlotItem().layout.setContentsMargins(4, 4, 14, 4)
     return w
 
 

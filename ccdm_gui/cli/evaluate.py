@@ -25,7 +25,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     bar = tqdm(desc="evaluate", unit="step")
 
     def progress(stage: str, i: int, total: int) -> None:
-        bar.set_description(stage)
+        bar.set_description(stage, refresh=False)
         bar.total = total
         bar.n = i + 1
         bar.refresh()
