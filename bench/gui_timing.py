@@ -39,7 +39,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(default_model_path()))
     p.add_argument("--dataset", default=str(default_dataset_path()))
-    p.add_argument("--subset", type=int, default=200)
+    p.add_argument("--subset", type=int, default=1000)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--machine", default="bbels")
     p.add_argument("--seed", type=int, default=0)

@@ -157,7 +157,8 @@ def test_deb_installs_and_runs(built, tmp_path):
     proc = _run([gui, "--screenshot", shot], 600)
     seconds = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    print(f"installed ccdm-gui --screenshot: launch to first frame {seconds:.1f} s")
+    assert "first frame" in proc.stdout, proc.stdout
+    print(f"installed ccdm-gui --screenshot: {proc.stdout.strip()} (process {seconds:.1f} s)")
 
     from PIL import Image
 
