@@ -74,6 +74,13 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _prepare(x: torch.Tensor, abar: float, train: torch.Tensor):
+    """Inputs in the working dtype on x's device, and a = sqrt(abar), v = 1 - abar."""
+    dtype = _work_dtype(x)
+    tr = train.to(device=x.device, dtype=dtype)
+    return x.to(dtype), tr, math.sqrt(float(abar)), max(1.0 - float(abar), _MIN_V)
+
+
 def _default_chunk(groups: int, dim: int, device: torch.device | None = None) -> int:
     budget = _CHUNK_ELEMENTS_GPU if device is not None and device.type != "cpu" else _CHUNK_ELEMENTS
     return max(1, budget // (groups * (dim + 8)))
@@ -105,12 +112,8 @@ def machine_denoise(
     _validate(x, abar, train, machine, patch_size, boundary)
     if chunk is not None and (isinstance(chunk, bool) or int(chunk) < 1):
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
-    dtype = _work_dtype(x)
     with torch.inference_mode():
-        xs = x.to(dtype)
-        tr = train.to(device=x.device, dtype=dtype)
-        a = math.sqrt(float(abar))
-        v = max(1.0 - float(abar), _MIN_V)
+        xs, tr, a, v = _prepare(x, abar, train)
         if machine == "ideal":
             out = _ideal(xs, tr, a, v, chunk)
         elif effective_machine(machine, patch_size, *x.shape[-2:]) == "ls":
@@ -231,12 +234,8 @@ def top_candidates(
         raise ValueError(f"pixel {pixel} lies outside the {h}x{w} image")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    dtype = _work_dtype(x)
     with torch.inference_mode():
-        xs = x.to(dtype)
-        tr = train.to(device=x.device, dtype=dtype)
-        a = math.sqrt(float(abar))
-        v = max(1.0 - float(abar), _MIN_V)
+        xs, tr, a, v = _prepare(x, abar, train)
         if machine == "ideal":
             q = xs.reshape(1, 1, -1)
             chunks = image_chunks(tr, _default_chunk(1, q.shape[-1]))
