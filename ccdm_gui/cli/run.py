@@ -79,9 +79,7 @@ def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
 
     boundary = args.boundary or info.padding
     machine = args.machine or ("els" if boundary == "circular" else "bbels")
-    label = args.label
-    if label is None and info.num_classes > 0:
-        label = seed % info.num_classes
+    label = args.label if args.label is not None else info.label_for_seed(seed)
     return RunSpec(
         model=args.model,
         dataset=args.dataset,

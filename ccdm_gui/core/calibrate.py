@@ -158,9 +158,7 @@ def calibrate_model(
     model = load_model(model_path, device)
     info = model.info
     seeds = [int(s) for s in seeds]
-    labels: list[int | None] = [
-        (s % info.num_classes) if info.num_classes > 0 else None for s in seeds
-    ]
+    labels = [info.label_for_seed(s) for s in seeds]
     pad = boundary or info.padding
     bounds = {m: ("zeros" if m == "bbels" else pad) for m in machines}
     if "bbels" in machines and pad == "circular":

@@ -39,6 +39,11 @@ class ModelInfo:
     calibrated_p: dict[str, list[int]] = field(default_factory=dict)
     name: str = ""
 
+    def label_for_seed(self, seed: int) -> int | None:
+        """The class a seed samples when none is chosen (seed mod classes), so that
+        ``ccdm run --seed S``, ``ccdm evaluate`` and ``ccdm calibrate`` agree on it."""
+        return int(seed) % self.num_classes if self.num_classes > 0 else None
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **self.__dict__}
 

@@ -43,7 +43,7 @@ def evaluate(
     model = load_model(model_path, device)
     info = model.info
     seeds = [int(s) for s in seeds]
-    labels = [(s % info.num_classes) if info.num_classes > 0 else None for s in seeds]
+    labels = [info.label_for_seed(s) for s in seeds]
     pad = boundary or info.padding
     machines = list(dict.fromkeys(machines))
     todo = machines + ([baseline] if baseline and baseline not in machines else [])
