@@ -1,10 +1,11 @@
 """End-to-end check of the shipped packages: build the PyInstaller bundle, the tarball
 and the .deb with packaging/build.sh, then run the bundle and the unpacked package.
 
-Slow (minutes: the bundle holds torch and Qt) and so opt-in: it runs only with
-CCDM_PACKAGING_TEST=1. It reuses dist/ when the .deb there is newer than every input
-of the build, and otherwise rebuilds with --reuse-venv (the pinned build venv is kept
-while the lock file is unchanged; the bundle itself is always made afresh).
+Slow (about 4 minutes here: the bundle holds torch and Qt), so it runs only with
+CCDM_PACKAGING_TEST=1, which .ci/run sets. It reuses dist/ when the .deb there is
+newer than every input of the build, and otherwise rebuilds with --reuse-venv (the
+pinned build venv is kept while the lock file is unchanged; the bundle itself is
+always made afresh).
 The few quick tests at the end (self-test from the source tree, build.sh's
 argument check, the entry script's dispatch) always run.
 """
