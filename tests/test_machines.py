@@ -339,3 +339,17 @@ def test_ls_streams_training_chunks_and_wraps_wide_windows(monkeypatch, boundary
     x, train = _case(5 + p, c, h, w, 11, 3, 0.6)
     out = machine_denoise(x, 0.6, train, "ls", p, boundary)
     _compare(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "ls", p, boundary))
+
+
+@pytest.mark.parametrize("machine,boundary,b", [("els", "circular", 1), ("bbels", "zeros", 3)])
+def test_parallel_query_blocks_match_reference(machine, boundary, b):
+    # With several CPU threads the queries are split into blocks that run side by side,
+    # one thread each, on shared chunks of keys.
+    x, train = _case(21, 2, 9, 8, 13, b, 0.5)
+    torch.set_num_threads(3)
+    try:
+        out = machine_denoise(x, 0.5, train, machine, 3, boundary, chunk=7)
+    finally:
+        torch.set_num_threads(1)
+    assert torch.get_num_threads() == 1
+    _compare(out, reference_denoise(x.numpy(), 0.5, train.numpy(), machine, 3, boundary))

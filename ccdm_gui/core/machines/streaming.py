@@ -73,6 +73,14 @@ FLOOR = -80.0
 _FOLD_WIDTH = 24
 
 
+def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
+    """Fill a bank's bias row (-key_scale * ||psi||^2) and shift row (-1)."""
+    bank = chunk.bank
+    keys = bank[:, :d]
+    torch.sum(keys * keys, dim=1, out=bank[:, d]).mul_(-key_scale)
+    bank[:, d + 1] = -1.0
+
+
 class StreamingSoftmax:
     def __init__(
         self,
@@ -105,12 +113,13 @@ class StreamingSoftmax:
         self._buf: torch.Tensor | None = None
         self._ebuf: torch.Tensor | None = None
 
-    def update(self, chunk: KeyChunk) -> None:
+    def update(self, chunk: KeyChunk, prepared: bool = False) -> None:
+        """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
+        bias and shift rows (several states sharing one chunk must not all write them)."""
         bank, d = chunk.bank, self.d
         kc = bank.shape[-1]
-        keys = bank[:, :d]
-        torch.sum(keys * keys, dim=1, out=bank[:, d]).mul_(-self.key_scale)
-        bank[:, d + 1] = -1.0
+        if not prepared:
+            prepare_chunk(chunk, d, self.key_scale)
         keys_aug = bank[:, : d + 2]
         vt = bank if self.fold else bank[:, d + 1 :]
         counts = chunk.counts
