@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -203,6 +204,7 @@ def _workers(device: torch.device) -> int:
 
 
 _pool: ThreadPoolExecutor | None = None
+_threads_lock = threading.Lock()
 
 
 def _update_one(state: StreamingSoftmax, keys) -> None:
@@ -216,15 +218,19 @@ def _update_all(states: list[StreamingSoftmax], keys) -> None:
     if len(states) == 1:
         states[0].update(keys, prepared=True)
         return
-    if _pool is None or _pool._max_workers < len(states):
-        _pool = ThreadPoolExecutor(len(states), thread_name_prefix="ccdm-machine")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for f in [_pool.submit(_update_one, st, keys) for st in states]:
-            f.result()
-    finally:
-        torch.set_num_threads(before)
+    # The thread count is process-wide: two computations at once (the window's worker
+    # and an export) must not interleave their set-and-restore, or the count could be
+    # left at 1 for good.
+    with _threads_lock:
+        if _pool is None or _pool._max_workers < len(states):
+            _pool = ThreadPoolExecutor(len(states), thread_name_prefix="ccdm-machine")
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for f in [_pool.submit(_update_one, st, keys) for st in states]:
+                f.result()
+        finally:
+            torch.set_num_threads(before)
 
 
 def _scatter(out: MachineOutput, prob: Problem, parts, b: int) -> None:
