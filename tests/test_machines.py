@@ -353,4 +353,3 @@ def test_parallel_query_blocks_match_reference(machine, boundary, b):
         torch.set_num_threads(1)
     assert torch.get_num_threads() == 1
     _compare(out, reference_denoise(x.numpy(), 0.5, train.numpy(), machine, 3, boundary))
-
