@@ -13,6 +13,16 @@ import torch  # noqa: E402
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny tensors: on a busy 2-core box a second OpenMP thread only adds
+    barrier stalls (measured 15x slower); the numerics do not depend on threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_dataset():
     """12 random 1x8x8 images in [-1, 1] with labels 0, 1, 2 (four each), fixed seed."""

@@ -75,14 +75,7 @@ def files(tmp_path_factory):
     }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # These runs are tiny; with two OpenMP threads on a CPU that other jobs keep busy,
-    # thread hand-offs dominated and a 4-step run took minutes instead of a second.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

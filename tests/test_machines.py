@@ -22,15 +22,7 @@ from ccdm_gui.core.machines import (
 from ccdm_gui.core.sampler import initial_noise, sample
 from ccdm_gui.core.schedule import abar as abar_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Every tensor here is tiny. On an oversubscribed CI box a second OpenMP thread only
-    # adds barrier stalls (measured 15x slower); the numerics do not depend on threads.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 COMBOS = [("ls", "zeros"), ("ls", "circular"), ("els", "circular"), ("els", "zeros")]
