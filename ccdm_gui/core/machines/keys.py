@@ -65,23 +65,23 @@ def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: i
         nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
         win = slab.unfold(2, p, 1).unfold(3, p, 1)  # [n, C, nr, nc, P, P]
         cen = slab[:, :, d : d + nr, d : d + nc]  # [n, C, nr, nc]
-        if problem.layout == "valid":
-            keys[g0].view(c, p, p, n, nr, nc).copy_(win.permute(1, 4, 5, 0, 2, 3))
-            vals[g0].view(c, n, nr, nc).copy_(cen.permute(1, 0, 2, 3))
-            g0 += 1
-            continue
-        if problem.layout == "rows":
-            gs, wk, ck = nr, win.permute(2, 1, 4, 5, 0, 3), cen.permute(2, 1, 0, 3)
+        # Per layout: groups in this slab, then the window and centre views permuted to
+        # the bank's order (group, C, P, P, image, key), with the group and key axes split
+        # as the layout splits them.
+        if problem.layout == "valid":  # one group, keys row-major over the windows
+            gs, ks, vs = 1, (c, p, p, n, nr, nc), (c, n, nr, nc)
+            wk, ck = win.permute(1, 4, 5, 0, 2, 3), cen.permute(1, 0, 2, 3)
+        elif problem.layout == "rows":  # a group per window row, keys along it
+            gs, ks, vs = nr, (nr, c, p, p, n, nc), (nr, c, n, nc)
+            wk, ck = win.permute(2, 1, 4, 5, 0, 3), cen.permute(2, 1, 0, 3)
         elif problem.layout == "cols":
-            gs, wk, ck = nc, win.permute(3, 1, 4, 5, 0, 2), cen.permute(3, 1, 0, 2)
-        else:  # "each": one group per window, one key per image
-            gs = nr * nc
-            keys[g0 : g0 + gs].view(nr, nc, c, p, p, n).copy_(win.permute(2, 3, 1, 4, 5, 0))
-            vals[g0 : g0 + gs].view(nr, nc, c, n).copy_(cen.permute(2, 3, 1, 0))
-            g0 += gs
-            continue
-        keys[g0 : g0 + gs].copy_(wk)
-        vals[g0 : g0 + gs].copy_(ck)
+            gs, ks, vs = nc, (nc, c, p, p, n, nr), (nc, c, n, nr)
+            wk, ck = win.permute(3, 1, 4, 5, 0, 2), cen.permute(3, 1, 0, 2)
+        else:  # "each": a group per window, one key per image
+            gs, ks, vs = nr * nc, (nr, nc, c, p, p, n), (nr, nc, c, n)
+            wk, ck = win.permute(2, 3, 1, 4, 5, 0), cen.permute(2, 3, 1, 0)
+        keys[g0 : g0 + gs].view(ks).copy_(wk)
+        vals[g0 : g0 + gs].view(vs).copy_(ck)
         g0 += gs
 
 
