@@ -34,34 +34,33 @@ def window_sums(images: torch.Tensor, patch_size: int, boundary: str) -> torch.T
 
 
 class _LocalState:
-    """Per (noisy image, pixel): running shift m, sum of weights s, value sums, the
-    entropy accumulator u = sum e (l - m), and the argmax."""
+    """Per (noisy image, pixel): the running maximum m of the logits (exact, so it is also
+    the winner's logit), sum of weights s, value sums, the entropy accumulator
+    u = sum e (l - m), and the argmax."""
 
     def __init__(self, b: int, c: int, h: int, w: int, like: torch.Tensor):
         def zeros(*shape):
             return torch.zeros(*shape, dtype=like.dtype, device=like.device)
 
-        self.m = torch.full((b, h, w), -torch.inf, dtype=like.dtype, device=like.device)
+        self.m: torch.Tensor | None = None
         self.s, self.u, self.acc = zeros(b, h, w), zeros(b, h, w), zeros(b, c, h, w)
-        self.best = self.m.clone()
         self.best_index = torch.zeros(b, h, w, dtype=torch.long, device=like.device)
 
     def update(self, logits: torch.Tensor, values: torch.Tensor, first: int) -> None:
         """logits [B, n, H, W] of training images first..first+n-1 with values [n, C, H, W]."""
         cmax, arg = logits.max(1)
-        better = cmax > self.best
-        self.best = torch.where(better, cmax, self.best)
-        self.best_index = torch.where(better, arg + first, self.best_index)
-        m_new = torch.maximum(self.m, cmax)
-        # exp(-inf - finite) = 0 rescales the empty state of the first chunk to nothing.
-        scale = torch.exp(self.m - m_new)
-        scale = torch.where(torch.isfinite(self.m), scale, torch.zeros_like(scale))
-        shift = torch.where(torch.isfinite(self.m), m_new - self.m, torch.zeros_like(scale))
-        self.u = scale * (self.u - shift * self.s)
-        self.s.mul_(scale)
-        self.acc.mul_(scale[:, None])
-        self.m = m_new
-        rel = logits.sub_(m_new[:, None]).clamp_min_(FLOOR)
+        if self.m is None:
+            self.m, self.best_index = cmax, arg + first
+        else:
+            better = cmax > self.m
+            self.best_index = torch.where(better, arg + first, self.best_index)
+            m_new = torch.maximum(self.m, cmax)
+            scale = torch.exp(self.m - m_new)
+            self.u = scale * (self.u - (m_new - self.m) * self.s)
+            self.s.mul_(scale)
+            self.acc.mul_(scale[:, None])
+            self.m = m_new
+        rel = logits.sub_(self.m[:, None]).clamp_min_(FLOOR)
         e = torch.exp(rel)
         self.s += e.sum(1)
         self.u += (e * rel).sum(1)
@@ -91,6 +90,6 @@ def local_denoise(
         logits -= (a * a / (2.0 * v)) * norms[None]
         state.update(logits, t, n0)
     s = state.s
-    weight = torch.exp(state.best - state.m) / s
+    weight = 1.0 / s  # the winner's logit is m, so its weight is exp(0) / s
     entropy = (torch.log(s) - state.u / s).clamp_min_(0.0)
     return state.acc / s[:, None], state.best_index, weight, entropy
