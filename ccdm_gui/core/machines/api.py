@@ -165,6 +165,7 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         entropy=torch.empty(b, h, w, dtype=x.dtype, device=dev),
     )
     workers = _workers(dev)
+    key_scale = a * a / (2.0 * v)
     for prob in build_problems(machine, patch_size, boundary, h, w, dev):
         q = _queries(x, prob, patch_size) * (a / v)
         g, m, d = q.shape
@@ -178,16 +179,14 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         blocks = [q[:, m0 : m0 + step] for m0 in range(0, m, step)]
         parts = []
         for w0 in range(0, len(blocks), workers):
-            states = [
-                StreamingSoftmax(qb, a * a / (2.0 * v), c) for qb in blocks[w0 : w0 + workers]
-            ]
+            states = [StreamingSoftmax(qb, key_scale, c) for qb in blocks[w0 : w0 + workers]]
             stream = (
                 key_chunks(train, prob, patch_size, kc)
                 if merged is None
                 else unique_chunks(merged, kc)
             )
             for keys in stream:
-                prepare_chunk(keys, d, a * a / (2.0 * v))
+                prepare_chunk(keys, d, key_scale)
                 _update_all(states, keys)
             parts += [st.result() for st in states]
         _scatter(out, prob, parts, b)
