@@ -99,14 +99,14 @@ def key_chunks(
     for n0 in range(0, n_total, n_img):
         imgs = train[n0 : n0 + n_img]
         n = imgs.shape[0]
-        if problem.slabs and kp_blk == kp:
-            padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
-            bank = _bank(g, dim, c, n * kp, train)
-            _fill_whole(bank, padded, problem, patch_size)
-            yield KeyChunk(bank, n0, 0, kp)
-            continue
         if problem.slabs:
             padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
+            if kp_blk == kp:
+                bank = _bank(g, dim, c, n * kp, train)
+                _fill_whole(bank, padded, problem, patch_size)
+                yield KeyChunk(bank, n0, 0, kp)
+                continue
+            # Part of an image's keys per chunk (huge images): unfold, then slice.
             keys, vals = slab_windows(padded, problem, patch_size)
             for kp0 in range(0, kp, kp_blk):
                 kb = min(kp_blk, kp - kp0)
