@@ -117,7 +117,6 @@ class StreamingSoftmax:
         """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
         bias and shift rows (several states sharing one chunk must not all write them)."""
         bank, d = chunk.bank, self.d
-        kc = bank.shape[-1]
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
         keys_aug = bank[:, : d + 2]
@@ -128,17 +127,19 @@ class StreamingSoftmax:
             # accumulated column (values, sum of weights, entropy terms) is scaled by c,
             # while logits and the argmax stay per candidate.
             vt = vt * counts
-        for j0 in range(0, kc, self.tile):
-            j1 = min(kc, j0 + self.tile)
-            cnt = None if counts is None else counts[j0:j1]
-            self._tile(keys_aug[..., j0:j1], vt[..., j0:j1], chunk, j0, cnt)
+        # One split call makes every tile's views at once: per-tile slicing from Python
+        # costs dispatch time that other query blocks' threads wait for (the GIL).
+        tiles = zip(keys_aug.split(self.tile, -1), vt.split(self.tile, -1), strict=True)
+        cnts = counts.split(self.tile) if counts is not None else None
+        for i, (kt, vtt) in enumerate(tiles):
+            self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i])
 
     def _logits(self, keys: torch.Tensor) -> torch.Tensor:
         g, m, _ = self.qa.shape
         t = keys.shape[-1]
         if self._buf is None or self._buf.shape[-1] < t:
             self._buf = torch.empty(g, m, t, dtype=self.qa.dtype, device=self.qa.device)
-        buf = self._buf[..., :t]
+        buf = self._buf if self._buf.shape[-1] == t else self._buf[..., :t]
         return torch.bmm(self.qa, keys, out=buf)
 
     def _tile(self, keys, vt, chunk: KeyChunk, j0: int, counts=None) -> None:
@@ -152,13 +153,18 @@ class StreamingSoftmax:
             self.m.copy_(cmax)
             self.qa[..., self.d + 1] = self.m
             cmax = torch.zeros_like(cmax)
+            self._track_argmax(logits, cmax, chunk, j0)
         else:
-            over = cmax > _REBASE
-            if bool(over.any()):
-                delta = torch.where(over, cmax, torch.zeros_like(cmax))
-                self._rebase(logits, delta)
-                cmax = cmax - delta
-        self._track_argmax(logits, cmax, chunk, j0)
+            improved = cmax > self.best
+            # best <= _REBASE always holds (a rebase pulls it back under), so a tile that
+            # improves no query's best needs neither a rebase nor the argmax: one check.
+            if bool(improved.any()):
+                over = cmax > _REBASE
+                if bool(over.any()):
+                    delta = torch.where(over, cmax, torch.zeros_like(cmax))
+                    self._rebase(logits, delta)
+                    cmax = cmax - delta  # and best moved by delta too: same comparison
+                self._track_argmax(logits, cmax, chunk, j0, improved)
         logits.clamp_min_(FLOOR)
         if self.fold:
             e = logits.exp_()
@@ -183,10 +189,12 @@ class StreamingSoftmax:
         self.m += delta
         self.qa[..., self.d + 1] = self.m
 
-    def _track_argmax(self, logits, cmax, chunk: KeyChunk, j0: int) -> None:
-        improved = cmax > self.best
-        if not bool(improved.any()):
-            return
+    def _track_argmax(self, logits, cmax, chunk: KeyChunk, j0: int, improved=None) -> None:
+        """``improved``: the queries whose best this tile beats, known to hold one."""
+        if improved is None:
+            improved = cmax > self.best
+            if not bool(improved.any()):
+                return
         gi, mi = improved.nonzero(as_tuple=True)
         top, idx = logits[gi, mi].max(-1)
         j = idx + j0
