@@ -464,7 +464,18 @@ def test_drop_routes_checkpoints_and_datasets(qtbot, files, make_window, tmp_pat
     assert w.dataset_path == str(files["data"]) and w.worker.requests == before
 
 
-def test_close_while_computing_joins_the_thread(qtbot, files, make_window):
+def test_close_while_computing_joins_the_thread(qtbot, files, make_window, monkeypatch):
+    # On the tiny data the 30 machine steps can all finish before the first frame's
+    # signal reaches this thread; 50 ms per step keeps the worker busy when we close.
+    from ccdm_gui.core.denoisers import MachineDenoiser
+
+    step = MachineDenoiser.__call__
+
+    def slow_step(self, x, t):
+        time.sleep(0.05)
+        return step(self, x, t)
+
+    monkeypatch.setattr(MachineDenoiser, "__call__", slow_step)
     w = make_window(options(files, steps=30, machine="bbels") | {"autostart": False}, wait=False)
     machine_frames = []
     w.worker.partial.connect(

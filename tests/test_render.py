@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -136,15 +137,24 @@ def test_provenance_modes(comp):
     src = render.provenance_rgb(m, step, "source")
     assert src.shape == (32, 32, 3) and src.dtype == np.uint8
     ids = m.source_index[step]
-    same = ids == ids[0, 0]
-    assert (src[same] == src[0, 0]).all()
-    assert (src[~same] != src[0, 0]).any(axis=-1).all()
+    major = m.weight[step] > 0.5
+    grey = palette.categorical_colors(np.array([-1]))[0]
+    assert major.any() and (~major).any()
+    # Pixels whose winner holds most of the weight take their source's colour ...
+    k = tuple(np.argwhere(major)[0])
+    same = (ids == ids[k]) & major
+    assert (src[same] == src[k]).all()
+    assert (src[major & ~same] != src[k]).any(axis=-1).all()
+    assert (src[major] != grey).any(axis=-1).all()
+    # ... the rest are grey, whatever their argmax.
+    assert (src[~major] == grey).all()
 
     pos = render.provenance_rgb(m, step, "position")
     rows, cols = m.source_yx[step][..., 0], m.source_yx[step][..., 1]
     # Red follows the row, blue the column.
-    assert np.corrcoef(pos[..., 0].ravel(), rows.ravel())[0, 1] > 0.99
-    assert np.corrcoef(pos[..., 2].ravel(), cols.ravel())[0, 1] > 0.99
+    assert np.corrcoef(pos[..., 0][major], rows[major])[0, 1] > 0.99
+    assert np.corrcoef(pos[..., 2][major], cols[major])[0, 1] > 0.99
+    assert (pos[~major] == grey).all()
 
     w = render.provenance_rgb(m, step, "weight")
     lut = palette.colormap_lut("viridis")
@@ -212,11 +222,20 @@ def test_legends(comp):
     assert ent.vmax == pytest.approx(render.entropy_limit(comp.machine, "bbels"))
     cats = render.legend("source", comp.machine, 0, max_items=5)
     assert cats.kind == "categories" and len(cats.colors) == 5
-    # Largest source first, labelled with its index in the full dataset.
-    ids, counts = np.unique(comp.machine.source_index[0], return_counts=True)
+    # First the grey of pixels without a majority source, then the largest source,
+    # counted over majority pixels only and labelled with its index in the full dataset.
+    grey = tuple(int(v) for v in palette.categorical_colors(np.array([-1]))[0])
+    assert cats.colors[0] == (render.NO_MAJORITY_LABEL, grey)
+    major = comp.machine.weight[0] > 0.5
+    ids, counts = np.unique(comp.machine.source_index[0][major], return_counts=True)
     top = ids[np.argmax(counts)]
-    assert cats.colors[0][0] == f"#{comp.machine.train_indices[top]}"
-    assert cats.colors[0][1] == tuple(int(v) for v in palette.categorical_colors(top))
+    assert cats.colors[1][0] == f"#{comp.machine.train_indices[top]}"
+    assert cats.colors[1][1] == tuple(int(v) for v in palette.categorical_colors(top))
+    # With every winner a majority, no grey entry.
+    sure = dataclasses.replace(comp.machine, weight=np.ones_like(comp.machine.weight))
+    cats = render.legend("source", sure, 0, max_items=5)
+    ids, counts = np.unique(comp.machine.source_index[0], return_counts=True)
+    assert cats.colors[0][0] == f"#{comp.machine.train_indices[ids[np.argmax(counts)]]}"
     plane = render.legend("position", comp.machine)
     assert plane.kind == "plane" and plane.colors.shape == (32, 32, 3)
     colors, vmin, vmax, label = render.legend("difference")

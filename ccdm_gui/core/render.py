@@ -33,6 +33,12 @@ _PROVENANCE_TITLES = {
     "weight": "winning weight",
     "entropy": "entropy",
 }
+# A pixel's winning patch is its source only when it holds most of the softmax weight.
+# Below that the argmax is one of several near-equal candidates: at high noise, and
+# wherever identical patches tie (MNIST's blank background: thousands of equal zero
+# patches, the first of which would otherwise paint the background as "image #0").
+MAJORITY = 0.5
+NO_MAJORITY_LABEL = "no majority (weight <= 0.5)"
 # Plain ASCII plus the middle dot: Pillow's built-in font (used for export) has no
 # other symbols, and captions must read the same in the app and in exported frames.
 SEP = " \u00b7 "
@@ -78,21 +84,30 @@ def provenance_rgb(
     """Colour the provenance of step ``step`` -> uint8 [H, W, 3].
 
     source: a categorical colour per training image; position: where in that image the
-    winning patch was centred (palette.position_colors); weight: viridis over 0..1;
-    entropy: inferno over 0..entropy_max (default: entropy_limit of the trajectory).
+    winning patch was centred (palette.position_colors); both grey where the winner holds
+    no majority of the weight (``MAJORITY``). weight: viridis over 0..1; entropy: inferno
+    over 0..entropy_max (default: entropy_limit of the trajectory).
     """
     if mode == "source":
-        return categorical_colors(machine_traj.source_index[step])
+        return categorical_colors(_majority_sources(machine_traj, step))
     if mode == "position":
         _, _, h, w = machine_traj.x0.shape
         yx = machine_traj.source_yx[step]
-        return position_colors(yx[..., 0], yx[..., 1], h, w)
+        rgb = position_colors(yx[..., 0], yx[..., 1], h, w)
+        rgb[machine_traj.weight[step] <= MAJORITY] = categorical_colors(np.array([-1]))[0]
+        return rgb
     if mode == "weight":
         return apply_lut(machine_traj.weight[step], 0.0, 1.0, colormap_lut("viridis"))
     if mode == "entropy":
         top = entropy_max if entropy_max is not None else entropy_limit(machine_traj, machine)
         return apply_lut(machine_traj.entropy[step], 0.0, top, colormap_lut("inferno"))
     raise ValueError(f"unknown provenance mode {mode!r}; known: {PROVENANCE_MODES}")
+
+
+def _majority_sources(machine_traj: MachineTrajectory, step: int) -> np.ndarray:
+    """Source image per pixel, -1 where the winner holds no majority."""
+    ids = np.asarray(machine_traj.source_index[step])
+    return np.where(np.asarray(machine_traj.weight[step]) > MAJORITY, ids, -1)
 
 
 def difference_rgb(a: np.ndarray, b: np.ndarray, limit: float = 1.0) -> np.ndarray:
@@ -135,7 +150,8 @@ def legend(
 
     For "source" the categories are the training images covering most pixels at
     ``step`` (largest first, at most ``max_items``), labelled with their index in the full
-    dataset; that needs ``machine_traj`` and ``step``.
+    dataset, after a grey "no majority" entry when some pixel has none; that needs
+    ``machine_traj`` and ``step``.
     """
     if mode == "weight":
         return Legend(colormap_lut("viridis"), 0.0, 1.0, "winning weight")
@@ -155,8 +171,12 @@ def legend(
     if mode == "source":
         entries: list[tuple[str, tuple[int, int, int]]] = []
         if machine_traj is not None and step is not None:
-            ids, counts = np.unique(machine_traj.source_index[step], return_counts=True)
-            order = np.argsort(-counts, kind="stable")[:max_items]
+            ids, counts = np.unique(_majority_sources(machine_traj, step), return_counts=True)
+            if len(ids) and ids[0] < 0:
+                grey = categorical_colors(np.array([-1]))[0]
+                entries.append((NO_MAJORITY_LABEL, (int(grey[0]), int(grey[1]), int(grey[2]))))
+                ids, counts = ids[1:], counts[1:]
+            order = np.argsort(-counts, kind="stable")[: max_items - len(entries)]
             top = ids[order]
             rgb = categorical_colors(top)
             for i, c in zip(top, rgb, strict=True):
