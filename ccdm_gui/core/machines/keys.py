@@ -48,7 +48,8 @@ def slab_windows(
 
 
 def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: int) -> None:
-    """Cut every key of the problem straight into ``bank`` [G, D + 2 + C, n * Kp].
+    """Cut every key of the problem straight into ``bank`` [G, D + 2 + C, n * Kp], with
+    each key's squared norm in row D and -1 in row D + 1 (see streaming.KeyChunk).
 
     Windows are a strided view of the padded images ([n, C, nr, nc, P, P], no copy), so
     the only copy is the one into the bank, laid out as the logits product wants it.
@@ -58,31 +59,46 @@ def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: i
     g, kp = problem.groups, problem.keys_per_image
     d, dim = p // 2, c * p * p
     keys = bank[:, :dim].view(g, c, p, p, n, kp)
-    vals = bank[:, dim + 2 :].view(g, c, n, kp)
+    rows = bank[:, dim:].view(g, 2 + c, n, kp)  # norm, shift, values
     g0 = 0
     for r0, r1, c0, c1 in problem.slabs:
         slab = padded[:, :, r0:r1, c0:c1]
         nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
         win = slab.unfold(2, p, 1).unfold(3, p, 1)  # [n, C, nr, nc, P, P]
         cen = slab[:, :, d : d + nr, d : d + nc]  # [n, C, nr, nc]
-        # Per layout: groups in this slab, then the window and centre views permuted to
+        shift = torch.full_like(cen[:, :1], -1.0)
+        per_key = torch.cat([_window_norms(slab, p), shift, cen], 1)  # [n, 2 + C, nr, nc]
+        # Per layout: groups in this slab, then the window and per-key views permuted to
         # the bank's order (group, C, P, P, image, key), with the group and key axes split
         # as the layout splits them.
+        e = 2 + c
         if problem.layout == "valid":  # one group, keys row-major over the windows
-            gs, ks, vs = 1, (c, p, p, n, nr, nc), (c, n, nr, nc)
-            wk, ck = win.permute(1, 4, 5, 0, 2, 3), cen.permute(1, 0, 2, 3)
+            gs, ks, vs = 1, (c, p, p, n, nr, nc), (e, n, nr, nc)
+            wk, ck = win.permute(1, 4, 5, 0, 2, 3), per_key.permute(1, 0, 2, 3)
         elif problem.layout == "rows":  # a group per window row, keys along it
-            gs, ks, vs = nr, (nr, c, p, p, n, nc), (nr, c, n, nc)
-            wk, ck = win.permute(2, 1, 4, 5, 0, 3), cen.permute(2, 1, 0, 3)
+            gs, ks, vs = nr, (nr, c, p, p, n, nc), (nr, e, n, nc)
+            wk, ck = win.permute(2, 1, 4, 5, 0, 3), per_key.permute(2, 1, 0, 3)
         elif problem.layout == "cols":
-            gs, ks, vs = nc, (nc, c, p, p, n, nr), (nc, c, n, nr)
-            wk, ck = win.permute(3, 1, 4, 5, 0, 2), cen.permute(3, 1, 0, 2)
+            gs, ks, vs = nc, (nc, c, p, p, n, nr), (nc, e, n, nr)
+            wk, ck = win.permute(3, 1, 4, 5, 0, 2), per_key.permute(3, 1, 0, 2)
         else:  # "each": a group per window, one key per image
-            gs, ks, vs = nr * nc, (nr, nc, c, p, p, n), (nr, nc, c, n)
-            wk, ck = win.permute(2, 3, 1, 4, 5, 0), cen.permute(2, 3, 1, 0)
+            gs, ks, vs = nr * nc, (nr, nc, c, p, p, n), (nr, nc, e, n)
+            wk, ck = win.permute(2, 3, 1, 4, 5, 0), per_key.permute(2, 3, 1, 0)
         keys[g0 : g0 + gs].view(ks).copy_(wk)
-        vals[g0 : g0 + gs].view(vs).copy_(ck)
+        rows[g0 : g0 + gs].view(vs).copy_(ck)
         g0 += gs
+
+
+def _window_norms(slab: torch.Tensor, p: int) -> torch.Tensor:
+    """Squared norm of every P x P window of ``slab`` [n, C, h, w] -> [n, 1, nr, nc].
+
+    Box sums of the squared pixels from a float64 integral image: exact to float64
+    rounding, where differences of large float32 prefix sums would lose digits.
+    """
+    sq = slab.to(torch.float64).square().sum(1)
+    cs = F.pad(sq.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    box = cs[:, p:, p:] - cs[:, :-p, p:] - cs[:, p:, :-p] + cs[:, :-p, :-p]
+    return box[:, None].to(slab.dtype)
 
 
 def key_chunks(
@@ -104,7 +120,7 @@ def key_chunks(
             if kp_blk == kp:
                 bank = _bank(g, dim, c, n * kp, train)
                 _fill_whole(bank, padded, problem, patch_size)
-                yield KeyChunk(bank, n0, 0, kp)
+                yield KeyChunk(bank, n0, 0, kp, norms=True)
                 continue
             # Part of an image's keys per chunk (huge images): unfold, then slice.
             keys, vals = slab_windows(padded, problem, patch_size)

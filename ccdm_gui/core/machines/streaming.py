@@ -45,6 +45,9 @@ class KeyChunk:
     # which (in the original image-major order) is origin[j] = image * kpos_block + kpos.
     counts: torch.Tensor | None = None
     origin: torch.Tensor | None = None
+    # The bias row already holds ||psi||^2 (cut from box sums of the squared images,
+    # cheaper than a pass over the bank); prepare_chunk then only scales it.
+    norms: bool = False
 
 
 @dataclass
@@ -76,8 +79,10 @@ _FOLD_WIDTH = 24
 def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
     """Fill a bank's bias row (-key_scale * ||psi||^2) and shift row (-1)."""
     bank = chunk.bank
-    keys = bank[:, :d]
-    torch.sum(keys * keys, dim=1, out=bank[:, d]).mul_(-key_scale)
+    if not chunk.norms:
+        keys = bank[:, :d]
+        torch.sum(keys * keys, dim=1, out=bank[:, d])
+    bank[:, d].mul_(-key_scale)
     bank[:, d + 1] = -1.0
 
 
