@@ -345,3 +345,18 @@ def test_parallel_query_blocks_match_reference(machine, boundary, b):
         torch.set_num_threads(1)
     assert torch.get_num_threads() == 1
     _compare(out, reference_denoise(x.numpy(), 0.5, train.numpy(), machine, 3, boundary))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p, c, h, w", [(1, 1, 4, 5), (3, 2, 7, 6), (5, 3, 9, 12), (7, 1, 7, 7)])
+def test_window_norms_are_sums_of_squares_of_every_window(p, c, h, w, dtype):
+    from ccdm_gui.core.machines.keys import _window_norms
+
+    g = torch.Generator().manual_seed(p * 100 + h)
+    slab = (torch.rand(3, c, h, w, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
+    got = _window_norms(slab, p)
+    assert got.shape == (3, 1, h - p + 1, w - p + 1) and got.dtype == dtype
+    for i in range(h - p + 1):
+        for j in range(w - p + 1):
+            want = (slab[:, :, i : i + p, j : j + p].double() ** 2).sum((1, 2, 3))
+            torch.testing.assert_close(got[:, 0, i, j].double(), want, rtol=1e-6, atol=1e-6)
