@@ -396,8 +396,16 @@ def test_hover_reports_pixel_values_and_source(qtbot, files, make_window):
     w.panels.hovered.emit("machine", 3, 4)
     msg = w.statusBar().currentMessage()
     si = int(m.source_index[step, 3, 4])
-    assert f"source image #{int(m.train_indices[si])}" in msg
-    assert f"weight {float(m.weight[step, 3, 4]):.3f}" in msg
+    wt = float(m.weight[step, 3, 4])
+    what = "source image" if wt > 0.5 else "no majority; top candidate"
+    assert f"{what} #{int(m.train_indices[si])}" in msg
+    assert f"weight {wt:.3f}" in msg
+    # The other reading of the same pixel, with its weight moved across one half.
+    m.weight[step, 3, 4] = 0.3 if wt > 0.5 else 0.9
+    w.panels.hovered.emit("machine", 3, 4)
+    msg = w.statusBar().currentMessage()
+    what = "no majority; top candidate" if wt > 0.5 else "source image"
+    assert f"{what} #{int(m.train_indices[si])}" in msg
 
 
 # --------------------------------------------------------------------------- errors, files

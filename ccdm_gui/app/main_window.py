@@ -608,9 +608,11 @@ class MainWindow(QMainWindow):
             si = int(m.source_index[step, r, c])
             full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
             sy, sx = (int(v) for v in m.source_yx[step, r, c])
+            wt = float(m.weight[step, r, c])
+            what = "source image" if wt > render.MAJORITY else "no majority; top candidate"
             parts.append(
-                f"source image #{full} at (row {sy}, col {sx}), weight "
-                f"{float(m.weight[step, r, c]):.3f}, entropy {float(m.entropy[step, r, c]):.2f}"
+                f"{what} #{full} at (row {sy}, col {sx}), weight "
+                f"{wt:.3f}, entropy {float(m.entropy[step, r, c]):.2f}"
             )
         self.statusBar().showMessage("   ".join(parts))
 
