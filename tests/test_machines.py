@@ -360,3 +360,38 @@ def test_window_norms_are_sums_of_squares_of_every_window(p, c, h, w, dtype):
         for j in range(w - p + 1):
             want = (slab[:, :, i : i + p, j : j + p].double() ** 2).sum((1, 2, 3))
             torch.testing.assert_close(got[:, 0, i, j].double(), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("p, c, h, w", [(3, 1, 7, 9), (5, 3, 9, 8), (7, 2, 11, 10)])
+def test_strip_keys_are_the_edge_windows_in_strip_order(p, c, h, w):
+    # An edge strip's keys are one strided view of unfolded image rows: every key must
+    # be the zero-padded window at its kpos, flattened (P, C, P) (transposed for a
+    # column strip), with its squared norm, -1 and its centre pixel beside it.
+    from ccdm_gui.core.machines.candidates import build_problems
+    from ccdm_gui.core.machines.keys import strip_chunk, strip_keys
+    from ccdm_gui.core.machines.patches import pad_images
+
+    d = p // 2
+    g = torch.Generator().manual_seed(p + 10 * c)
+    train = torch.rand(4, c, h, w, generator=g) * 2 - 1
+    padded = pad_images(train, d, "zeros")
+    strips = [pr for pr in build_problems("bbels", p, "zeros", h, w, "cpu") if strip_keys(pr)]
+    assert sorted(pr.layout for pr in strips) == ["cols", "cols", "rows", "rows"]
+    for pr in strips:
+        chunk = strip_chunk(padded, pr, p, 0)
+        kp = pr.keys_per_image
+        assert chunk.keys.shape == (pr.groups, c * p * p, 4 * kp)
+        for gi in range(pr.groups):
+            for i in range(4):
+                for k in range(kp):
+                    r, col = pr.kpos[gi, k].tolist()
+                    win = padded[i, :, r : r + p, col : col + p]  # padded coords: +d
+                    if pr.layout == "cols":
+                        win = win.transpose(1, 2)
+                    want = win.permute(1, 0, 2).reshape(-1)
+                    j = i * kp + k
+                    torch.testing.assert_close(chunk.keys[gi, :, j], want)
+                    aux = chunk.bank[gi, :, j]
+                    torch.testing.assert_close(aux[0], (win**2).sum(), rtol=1e-5, atol=1e-5)
+                    assert aux[1] == -1.0
+                    torch.testing.assert_close(aux[2:], train[i, :, r, col])

@@ -11,7 +11,7 @@ import torch
 
 from . import dedup
 from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
-from .keys import image_chunks, key_chunks, unique_chunks
+from .keys import image_chunks, key_chunks, strip_keys, unique_chunks
 from .local import local_denoise
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax, prepare_chunk
@@ -169,6 +169,9 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
     for prob in build_problems(machine, patch_size, boundary, h, w, dev):
         q = _queries(x, prob, patch_size) * (a / v)
         g, m, d = q.shape
+        separate = strip_keys(prob)
+        if separate:
+            q = _strip_order(q, prob.layout, c, patch_size)
         step = max(1, min(m, _QUERY_BLOCK // g))
         if workers > 1 and m >= 2 * workers:
             step = min(step, -(-m // workers))
@@ -179,7 +182,10 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         blocks = [q[:, m0 : m0 + step] for m0 in range(0, m, step)]
         parts = []
         for w0 in range(0, len(blocks), workers):
-            states = [StreamingSoftmax(qb, key_scale, c) for qb in blocks[w0 : w0 + workers]]
+            states = [
+                StreamingSoftmax(qb, key_scale, c, separate_keys=separate)
+                for qb in blocks[w0 : w0 + workers]
+            ]
             stream = (
                 key_chunks(train, prob, patch_size, kc)
                 if merged is None
@@ -191,6 +197,15 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
             parts += [st.result() for st in states]
         _scatter(out, prob, parts, b)
     return out
+
+
+def _strip_order(q: torch.Tensor, layout: str, c: int, p: int) -> torch.Tensor:
+    """Query patches flattened (C, P, P) -> the order of strip keys: row by row across
+    channels, (P, C, P); for a column strip the patch is transposed first."""
+    g, m, d = q.shape
+    patch = q.view(g, m, c, p, p)
+    order = (0, 1, 3, 2, 4) if layout == "rows" else (0, 1, 4, 2, 3)
+    return patch.permute(order).reshape(g, m, d)
 
 
 def _workers(device: torch.device) -> int:

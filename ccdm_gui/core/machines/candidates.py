@@ -90,24 +90,23 @@ def _bbels_problems(d: int, h: int, w: int, device: torch.device | str) -> list[
     # An edge pixel's candidates are centred in its own row (or column) at any interior
     # column (row): exactly the query pixels of that edge line, so qpos == kpos. In padded
     # coordinates the windows of rows r..r+d-1 come from the 3d rows starting at r.
-    rows = torch.stack(
-        [grid_positions(range(r, r + 1), inner_cols, device) for r in [*top, *bottom]]
-    )
-    cols = torch.stack(
-        [grid_positions(inner_rows, range(c, c + 1), device)[:, :] for c in [*left, *right]]
-    )
-    row_slabs = ((0, 3 * d, d, w + d), (h - d, h + 2 * d, d, w + d))
-    col_slabs = ((d, h + d, 0, 3 * d), (d, h + d, w - d, w + 2 * d))
+    # One problem per strip: a strip's keys are then overlapping views of one array of
+    # unfolded image rows (keys.strip_chunk), where two strips would need two arrays.
+    rows = [grid_positions(range(r, r + 1), inner_cols, device) for r in [*top, *bottom]]
+    cols = [grid_positions(inner_rows, range(c, c + 1), device) for c in [*left, *right]]
+    strips = [
+        (torch.stack(rows[:d]), "rows", (0, 3 * d, d, w + d)),
+        (torch.stack(rows[d:]), "rows", (h - d, h + 2 * d, d, w + d)),
+        (torch.stack(cols[:d]), "cols", (d, h + d, 0, 3 * d)),
+        (torch.stack(cols[d:]), "cols", (d, h + d, w - d, w + 2 * d)),
+    ]
     blocks = [(top, left), (top, right), (bottom, left), (bottom, right)]
     corners = torch.cat([grid_positions(rr, cc, device) for rr, cc in blocks])[:, None, :]
     corner_slabs = tuple(
         (rr.start, rr.stop + 2 * d, cc.start, cc.stop + 2 * d) for rr, cc in blocks
     )
-    problems += [
-        Problem(rows, rows, "zeros", "zeros", row_slabs, "rows"),
-        Problem(cols, cols, "zeros", "zeros", col_slabs, "cols"),
-        Problem(corners, corners, "zeros", "zeros", corner_slabs, "each"),
-    ]
+    problems += [Problem(pos, pos, "zeros", "zeros", (slab,), kind) for pos, kind, slab in strips]
+    problems.append(Problem(corners, corners, "zeros", "zeros", corner_slabs, "each"))
     return problems
 
 

@@ -35,11 +35,9 @@ def slab_windows(
         nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
         k = F.unfold(slab, p).view(n, -1, nr, nc)
         v = slab[:, :, d : d + nr, d : d + nc]
-        if problem.layout == "cols":
-            k, v = k.transpose(2, 3), v.transpose(2, 3)
-        elif problem.layout in ("valid", "each"):
-            shape = (1, nr * nc) if problem.layout == "valid" else (nr * nc, 1)
-            k, v = k.reshape(n, -1, *shape), v.reshape(n, c, *shape)
+        # Edge strips ("rows", "cols") never come here: see strip_chunk.
+        shape = (1, nr * nc) if problem.layout == "valid" else (nr * nc, 1)
+        k, v = k.reshape(n, -1, *shape), v.reshape(n, c, *shape)
         keys.append(k)
         vals.append(v)
     if len(keys) == 1:
@@ -75,18 +73,44 @@ def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: i
         if problem.layout == "valid":  # one group, keys row-major over the windows
             gs, ks, vs = 1, (c, p, p, n, nr, nc), (e, n, nr, nc)
             wk, ck = win.permute(1, 4, 5, 0, 2, 3), per_key.permute(1, 0, 2, 3)
-        elif problem.layout == "rows":  # a group per window row, keys along it
-            gs, ks, vs = nr, (nr, c, p, p, n, nc), (nr, e, n, nc)
-            wk, ck = win.permute(2, 1, 4, 5, 0, 3), per_key.permute(2, 1, 0, 3)
-        elif problem.layout == "cols":
-            gs, ks, vs = nc, (nc, c, p, p, n, nr), (nc, e, n, nr)
-            wk, ck = win.permute(3, 1, 4, 5, 0, 2), per_key.permute(3, 1, 0, 2)
-        else:  # "each": a group per window, one key per image
+        else:  # "each": a group per window, one key per image ("rows", "cols": strip_chunk)
             gs, ks, vs = nr * nc, (nr, nc, c, p, p, n), (nr, nc, e, n)
             wk, ck = win.permute(2, 3, 1, 4, 5, 0), per_key.permute(2, 3, 1, 0)
         keys[g0 : g0 + gs].view(ks).copy_(wk)
         rows[g0 : g0 + gs].view(vs).copy_(ck)
         g0 += gs
+
+
+def strip_keys(problem: Problem) -> bool:
+    """Keys of this problem come as overlapping views (strip_chunk), whose patches are
+    flattened row by row across channels: (P, C, P) for "rows", (P, C, P) of the
+    transposed patch for "cols"; queries must be flattened the same way."""
+    return problem.layout in ("rows", "cols") and len(problem.slabs) == 1
+
+
+def strip_chunk(padded: torch.Tensor, problem: Problem, p: int, n0: int) -> KeyChunk:
+    """An edge strip's keys without a bank: every window row of the strip is the
+    same array of unfolded image rows, read from a different row on.
+
+    An edge pixel's keys serve only the few queries of its strip, so copying each
+    window into a bank (C*P*P floats per key) cost more than the products that read
+    it; here each image row is unfolded once (P floats per key and row) and group g
+    reads rows g..g+P-1 of it through a strided view.
+    """
+    r0, r1, c0, c1 = problem.slabs[0]
+    slab = padded[:, :, r0:r1, c0:c1]
+    if problem.layout == "cols":
+        slab = slab.transpose(2, 3)
+    n, c, hs, ws = slab.shape
+    nr, nc, d = hs - p + 1, ws - p + 1, p // 2
+    # rows[r, ch, ox, i, k] = slab[i, ch, r, k + ox]
+    rows = slab.unfold(3, p, 1).permute(2, 1, 4, 0, 3).contiguous()
+    keys = rows.as_strided((nr, p * c * p, n * nc), (c * p * n * nc, n * nc, 1))
+    aux = torch.empty(nr, 2 + c, n, nc, dtype=padded.dtype, device=padded.device)
+    aux[:, 0] = _window_norms(slab, p)[:, 0].permute(1, 0, 2)
+    aux[:, 1] = -1.0
+    aux[:, 2:] = slab[:, :, d : d + nr, d : d + nc].permute(2, 1, 0, 3)
+    return KeyChunk(aux.view(nr, 2 + c, n * nc), n0, 0, nc, norms=True, keys=keys)
 
 
 def _window_norms(slab: torch.Tensor, p: int) -> torch.Tensor:
@@ -108,7 +132,7 @@ def key_chunks(
     n_total, c = train.shape[:2]
     g, kp = problem.groups, problem.keys_per_image
     dim = c * patch_size * patch_size
-    if kp >= chunk:
+    if kp >= chunk and not strip_keys(problem):
         n_img, kp_blk = 1, chunk
     else:
         n_img, kp_blk = max(1, chunk // kp), kp
@@ -117,6 +141,9 @@ def key_chunks(
         n = imgs.shape[0]
         if problem.slabs:
             padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
+            if strip_keys(problem):
+                yield strip_chunk(padded, problem, patch_size, n0)
+                continue
             if kp_blk == kp:
                 bank = _bank(g, dim, c, n * kp, train)
                 _fill_whole(bank, padded, problem, patch_size)

@@ -48,6 +48,9 @@ class KeyChunk:
     # The bias row already holds ||psi||^2 (cut from box sums of the squared images,
     # cheaper than a pass over the bank); prepare_chunk then only scales it.
     norms: bool = False
+    # Patches kept apart from the bank as a strided view [G, D, K] (keys.strip_chunk);
+    # the bank then holds only the bias, shift and value rows, [G, 2 + Cv, K].
+    keys: torch.Tensor | None = None
 
 
 @dataclass
@@ -79,11 +82,12 @@ _FOLD_WIDTH = 24
 def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
     """Fill a bank's bias row (-key_scale * ||psi||^2) and shift row (-1)."""
     bank = chunk.bank
+    r = 0 if chunk.keys is not None else d
     if not chunk.norms:
-        keys = bank[:, :d]
-        torch.sum(keys * keys, dim=1, out=bank[:, d])
-    bank[:, d].mul_(-key_scale)
-    bank[:, d + 1] = -1.0
+        keys = bank[:, :d] if chunk.keys is None else chunk.keys
+        torch.sum(keys * keys, dim=1, out=bank[:, r])
+    bank[:, r].mul_(-key_scale)
+    bank[:, r + 1] = -1.0
 
 
 class StreamingSoftmax:
@@ -93,11 +97,14 @@ class StreamingSoftmax:
         key_scale: float,
         value_dim: int,
         tile_elements: int | None = None,
+        separate_keys: bool = False,
     ):
-        """queries: [G, M, D], already multiplied by a / v; key_scale = a^2 / (2 v)."""
+        """queries: [G, M, D], already multiplied by a / v; key_scale = a^2 / (2 v).
+        ``separate_keys``: the chunks will carry their patches apart from the bank."""
         g, m, d = queries.shape
         self.d, self.key_scale = d, key_scale
-        self.fold = d + 2 + value_dim <= _FOLD_WIDTH
+        # Folding the entropy into the value product needs the patches in the bank.
+        self.fold = d + 2 + value_dim <= _FOLD_WIDTH and not separate_keys
         self.qa = torch.empty(g, m, d + 2, dtype=queries.dtype, device=queries.device)
         self.qa[..., :d] = queries
         self.qa[..., d] = 1.0
@@ -124,8 +131,15 @@ class StreamingSoftmax:
         bank, d = chunk.bank, self.d
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
-        keys_aug = bank[:, : d + 2]
-        vt = bank if self.fold else bank[:, d + 1 :]
+        if chunk.keys is not None:
+            if self.fold:
+                raise ValueError("a chunk with separate keys needs separate_keys=True")
+            keys_aug, vt = chunk.keys, bank[:, 1:]
+            aux = bank[:, :2].split(self.tile, -1)
+        else:
+            keys_aug = bank[:, : d + 2]
+            vt = bank if self.fold else bank[:, d + 1 :]
+            aux = None
         counts = chunk.counts
         if counts is not None:
             # A group of c identical candidates has c times the weight of one: every
@@ -137,18 +151,23 @@ class StreamingSoftmax:
         tiles = zip(keys_aug.split(self.tile, -1), vt.split(self.tile, -1), strict=True)
         cnts = counts.split(self.tile) if counts is not None else None
         for i, (kt, vtt) in enumerate(tiles):
-            self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i])
+            at = None if aux is None else aux[i]
+            self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i], at)
 
-    def _logits(self, keys: torch.Tensor) -> torch.Tensor:
+    def _logits(self, keys: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
         g, m, _ = self.qa.shape
         t = keys.shape[-1]
         if self._buf is None or self._buf.shape[-1] < t:
             self._buf = torch.empty(g, m, t, dtype=self.qa.dtype, device=self.qa.device)
         buf = self._buf if self._buf.shape[-1] == t else self._buf[..., :t]
-        return torch.bmm(self.qa, keys, out=buf)
+        if aux is None:
+            return torch.bmm(self.qa, keys, out=buf)
+        d = self.d
+        torch.bmm(self.qa[..., d:], aux, out=buf)
+        return buf.baddbmm_(self.qa[..., :d], keys)
 
-    def _tile(self, keys, vt, chunk: KeyChunk, j0: int, counts=None) -> None:
-        logits = self._logits(keys)  # l - m, [G, M, t]
+    def _tile(self, keys, vt, chunk: KeyChunk, j0: int, counts=None, aux=None) -> None:
+        logits = self._logits(keys, aux)  # l - m, [G, M, t]
         cmax = logits.amax(-1)
         if not self.started:
             # Nothing accumulated yet, so the first shift needs no rescaling (and must
