@@ -1,0 +1,91 @@
+"""A/B speed of one machine step between this working tree and an earlier revision.
+
+The virtual machines this project is measured on drift by 20-40% from hour to hour, so
+two benchmark runs an hour apart compare the hours, not the code. This checks the base
+revision out into a temporary git worktree and runs both trees alternately, each round
+in a fresh process, and reports each tree's best time per P and their ratio.
+
+    .venv/bin/python bench/revisions.py --base HEAD~1 --machine bbels --p 3 7 11 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: int) -> None:
+    sys.path.insert(0, tree)
+    import torch
+
+    from ccdm_gui.core.machines import machine_denoise
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(n, 1, 32, 32, generator=g) * 2 - 1
+    x = torch.randn(1, 1, 32, 32, generator=g)
+    boundary = "circular" if machine == "els" else "zeros"
+    best = {}
+    for p in ps:
+        machine_denoise(x, 0.5, train, machine, p, boundary)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            machine_denoise(x, 0.5, train, machine, p, boundary)
+            times.append(time.perf_counter() - t0)
+        best[p] = min(times)
+    print(json.dumps(best))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="HEAD~1", help="git revision to compare against")
+    ap.add_argument("--machine", default="bbels", choices=["els", "bbels"])
+    ap.add_argument("--p", type=int, nargs="+", default=[3, 7, 11, 15])
+    ap.add_argument("--n", type=int, default=1000, help="random training images")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating runs per tree")
+    ap.add_argument("--repeat", type=int, default=3, help="warm calls per run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.machine, args.p, args.n, args.threads, args.repeat)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), args.base],
+            check=True,
+        )
+        try:
+            best = {"base": {}, "this": {}}
+            for r in range(args.rounds):
+                for name, tree in (("base", base), ("this", ROOT)):
+                    cmd = [sys.executable, __file__, "--child", str(tree), "--machine"]
+                    cmd += [args.machine, "--n", str(args.n), "--repeat", str(args.repeat)]
+                    cmd += ["--threads", str(args.threads), "--p", *map(str, args.p)]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    got = json.loads(out.stdout.strip().splitlines()[-1])
+                    for p, t in got.items():
+                        best[name][p] = min(t, best[name].get(p, float("inf")))
+                print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)])
+    print(f"{args.machine}, N = {args.n}, best of {args.rounds} x {args.repeat} calls")
+    print(f"{'P':>3} {args.base + ' s':>12} {'this s':>8} {'base/this':>9}")
+    for p in map(str, args.p):
+        b, t = best["base"][p], best["this"][p]
+        print(f"{p:>3} {b:12.3f} {t:8.3f} {b / t:9.2f}")
+    bs, ts = sum(best["base"].values()), sum(best["this"].values())
+    print(f"sum {bs:12.3f} {ts:8.3f} {bs / ts:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
