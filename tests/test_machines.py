@@ -395,3 +395,30 @@ def test_strip_keys_are_the_edge_windows_in_strip_order(p, c, h, w):
                     torch.testing.assert_close(aux[0], (win**2).sum(), rtol=1e-5, atol=1e-5)
                     assert aux[1] == -1.0
                     torch.testing.assert_close(aux[2:], train[i, :, r, col])
+
+
+def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor():
+    # The clamp before exp keeps float32 denormals out; a chunk may skip it only when a
+    # norm bound shows every logit minus the shift stays above the floor. Checked against
+    # every logit of every chunk, with the shift as it stands after the chunk (the shift
+    # only grows, so that is the lowest the logits of the chunk ever were).
+    from ccdm_gui.core.machines.streaming import FLOOR, KeyChunk, StreamingSoftmax
+
+    g = torch.Generator().manual_seed(3)
+    seen = set()
+    for d, ab, spread in [(9, 0.5, 1.0), (9, 0.5, 3.0), (49, 0.5, 1.0), (9, 0.99, 1.0)]:
+        a, v = math.sqrt(ab), 1 - ab
+        ks = a * a / (2 * v)
+        q = (torch.rand(1, 40, d, generator=g) * 2 - 1) * (a / v)
+        st = StreamingSoftmax(q, ks, 1, tile_elements=40 * 16)
+        for _ in range(4):
+            patches = (torch.rand(1, d, 64, generator=g) * 2 - 1) * spread
+            bank = torch.cat([patches, torch.empty(1, 2, 64), patches[:, :1]], 1)
+            st.update(KeyChunk(bank, 0, 0, 64))
+            psi = patches[0].double()
+            logits = q[0].double() @ psi - ks * (psi * psi).sum(0)
+            low = (logits - st.m[0].double()[:, None]).min().item()
+            if not st._clamp:
+                assert low >= FLOOR, (d, ab, spread, low)
+            seen.add(st._clamp)
+    assert seen == {True, False}

@@ -27,6 +27,7 @@ tile costs about as much as the exp, so
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -124,6 +125,11 @@ class StreamingSoftmax:
         self.tile = max(1, tile_elements // (g * m))
         self._buf: torch.Tensor | None = None
         self._ebuf: torch.Tensor | None = None
+        # For the clamp bound (see _needs_clamp): the largest query norm, and the largest
+        # key norm streamed so far.
+        self._qnorm = float(self.qa[..., :d].norm(dim=-1).max()) if m else 0.0
+        self._knorm = 0.0
+        self._clamp = True
 
     def update(self, chunk: KeyChunk, prepared: bool = False) -> None:
         """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
@@ -131,6 +137,7 @@ class StreamingSoftmax:
         bank, d = chunk.bank, self.d
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
+        self._clamp = self._needs_clamp(bank[:, 0 if chunk.keys is not None else d])
         if chunk.keys is not None:
             if self.fold:
                 raise ValueError("a chunk with separate keys needs separate_keys=True")
@@ -153,6 +160,21 @@ class StreamingSoftmax:
         for i, (kt, vtt) in enumerate(tiles):
             at = None if aux is None else aux[i]
             self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i], at)
+
+    def _needs_clamp(self, bias: torch.Tensor) -> bool:
+        """Whether a logit of this chunk can fall below FLOOR.
+
+        With R the largest key norm of the chunk and |q| <= Q, a logit minus the shift
+        m is at least -Q R - s R^2 - m, and m (always a logit seen so far) is at most Q
+        times the largest key norm seen. Small patches at moderate noise stay well above
+        the floor, and their tiles then skip a whole pass.
+        """
+        if self.key_scale <= 0.0:
+            return True
+        r = math.sqrt(max(0.0, float(-bias.min()) / self.key_scale))
+        self._knorm = max(self._knorm, r)
+        low = self._qnorm * (r + self._knorm) + self.key_scale * r * r
+        return not low < -FLOOR - 1.0
 
     def _logits(self, keys: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
         g, m, _ = self.qa.shape
@@ -189,7 +211,8 @@ class StreamingSoftmax:
                     self._rebase(logits, delta)
                     cmax = cmax - delta  # and best moved by delta too: same comparison
                 self._track_argmax(logits, cmax, chunk, j0, improved)
-        logits.clamp_min_(FLOOR)
+        if self._clamp:
+            logits.clamp_min_(FLOOR)
         if self.fold:
             e = logits.exp_()
         else:
