@@ -13,6 +13,7 @@ from machine_reference import candidates, reference_denoise, reference_top
 
 from ccdm_gui.core.machines import (
     MachineOutput,
+    api,
     candidate_count,
     dedup,
     local,
@@ -334,11 +335,12 @@ def test_ls_streams_training_chunks_and_wraps_wide_windows(monkeypatch, boundary
 
 
 @pytest.mark.parametrize("machine,boundary,b", [("els", "circular", 1), ("bbels", "zeros", 3)])
-def test_parallel_query_blocks_match_reference(machine, boundary, b):
-    # With several CPU threads the queries are split into blocks that run side by side,
-    # one thread each, on shared chunks of keys.
+def test_parallel_query_blocks_match_reference(monkeypatch, machine, boundary, b):
+    # With several CPU threads every tensor call of a tile is split between them, and
+    # tiles are wider; a small query block makes several blocks share each key chunk.
     x, train = _case(21, 2, 9, 8, 13, b, 0.5)
     torch.set_num_threads(3)
+    monkeypatch.setattr(api, "_QUERY_BLOCK", 16)
     try:
         out = machine_denoise(x, 0.5, train, machine, 3, boundary, chunk=7)
     finally:

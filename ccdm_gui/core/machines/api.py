@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +21,6 @@ _CHUNK_ELEMENTS_GPU = 1 << 27
 # Queries handled together; beyond this the key stream is replayed per block of queries
 # (the tile of logits is queries x keys, so more queries would mean narrower tiles).
 _QUERY_BLOCK = 1024
-_MAX_WORKERS = 8
 # v = 1 - abar is 0 at abar = 1; the softmax then is a hard nearest-patch choice, which a
 # tiny positive v reproduces without dividing by zero.
 _MIN_V = 1e-12
@@ -164,7 +161,6 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         weight=torch.empty(b, h, w, dtype=x.dtype, device=dev),
         entropy=torch.empty(b, h, w, dtype=x.dtype, device=dev),
     )
-    workers = _workers(dev)
     key_scale = a * a / (2.0 * v)
     for prob in build_problems(machine, patch_size, boundary, h, w, dev):
         q = _queries(x, prob, patch_size) * (a / v)
@@ -173,28 +169,23 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         if separate:
             q = _strip_order(q, prob.layout, c, patch_size)
         step = max(1, min(m, _QUERY_BLOCK // g))
-        if workers > 1 and m >= 2 * workers:
-            step = min(step, -(-m // workers))
         kc = chunk or _default_chunk(g, d, x.device)
         merged = None
         if prob.all_valid and dedup.ENABLED:
             merged = dedup.unique_valid_keys(source, train, patch_size)
-        blocks = [q[:, m0 : m0 + step] for m0 in range(0, m, step)]
-        parts = []
-        for w0 in range(0, len(blocks), workers):
-            states = [
-                StreamingSoftmax(qb, key_scale, c, separate_keys=separate)
-                for qb in blocks[w0 : w0 + workers]
-            ]
-            stream = (
-                key_chunks(train, prob, patch_size, kc)
-                if merged is None
-                else unique_chunks(merged, kc)
-            )
-            for keys in stream:
-                prepare_chunk(keys, d, key_scale)
-                _update_all(states, keys)
-            parts += [st.result() for st in states]
+        # Every block of queries folds in each chunk of keys before the next is cut.
+        states = [
+            StreamingSoftmax(q[:, m0 : m0 + step], key_scale, c, separate_keys=separate)
+            for m0 in range(0, m, step)
+        ]
+        stream = (
+            key_chunks(train, prob, patch_size, kc) if merged is None else unique_chunks(merged, kc)
+        )
+        for keys in stream:
+            prepare_chunk(keys, d, key_scale)
+            for st in states:
+                st.update(keys, prepared=True)
+        parts = [st.result() for st in states]
         _scatter(out, prob, parts, b)
     return out
 
@@ -206,45 +197,6 @@ def _strip_order(q: torch.Tensor, layout: str, c: int, p: int) -> torch.Tensor:
     patch = q.view(g, m, c, p, p)
     order = (0, 1, 3, 2, 4) if layout == "rows" else (0, 1, 4, 2, 3)
     return patch.permute(order).reshape(g, m, d)
-
-
-def _workers(device: torch.device) -> int:
-    """Query blocks run side by side on a CPU, each on one thread of its own: a tile is
-    too small to split across threads without the barrier costing as much as the work.
-    The blocks of one wave share every cut chunk of keys."""
-    if device.type != "cpu":
-        return 1
-    return max(1, min(torch.get_num_threads(), _MAX_WORKERS))
-
-
-_pool: ThreadPoolExecutor | None = None
-_threads_lock = threading.Lock()
-
-
-def _update_one(state: StreamingSoftmax, keys) -> None:
-    # Inference mode is per thread; the states' tensors were made inside it.
-    with torch.inference_mode():
-        state.update(keys, prepared=True)
-
-
-def _update_all(states: list[StreamingSoftmax], keys) -> None:
-    global _pool
-    if len(states) == 1:
-        states[0].update(keys, prepared=True)
-        return
-    # The thread count is process-wide: two computations at once (the window's worker
-    # and an export) must not interleave their set-and-restore, or the count could be
-    # left at 1 for good.
-    with _threads_lock:
-        if _pool is None or _pool._max_workers < len(states):
-            _pool = ThreadPoolExecutor(len(states), thread_name_prefix="ccdm-machine")
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for f in [_pool.submit(_update_one, st, keys) for st in states]:
-                f.result()
-        finally:
-            torch.set_num_threads(before)
 
 
 def _scatter(out: MachineOutput, prob: Problem, parts, b: int) -> None:

@@ -66,7 +66,10 @@ class StreamResult:
 # Logits may exceed the shift by this much before m moves: exp(20) * 6e7 candidates
 # stays far inside float32.
 _REBASE = 20.0
-# Logit elements per tile: 1 MiB of float32, which with the key tile fits in L2.
+# Logit elements per tile and CPU thread: 1 MiB of float32 each, which with its share
+# of the key tile fits in a core's L2. The threads split every tensor call of a tile
+# (measured on 2 cores: 1.3x faster in sum than blocks of queries on one Python thread
+# each, and 2^18 per thread beat 2^16, 2^17, 2^19 and 2^20).
 TILE_ELEMENTS = 1 << 18
 # A GPU has no L2 to fit but pays a launch and a host sync per tile: far bigger tiles.
 TILE_ELEMENTS_GPU = 1 << 25
@@ -121,7 +124,10 @@ class StreamingSoftmax:
         self.best_kpos = torch.zeros_like(self.best_image)
         self.started = False
         if tile_elements is None:
-            tile_elements = TILE_ELEMENTS if queries.device.type == "cpu" else TILE_ELEMENTS_GPU
+            if queries.device.type == "cpu":
+                tile_elements = TILE_ELEMENTS * torch.get_num_threads()
+            else:
+                tile_elements = TILE_ELEMENTS_GPU
         self.tile = max(1, tile_elements // (g * m))
         self._buf: torch.Tensor | None = None
         self._ebuf: torch.Tensor | None = None
