@@ -9,7 +9,7 @@ import torch
 
 from . import dedup
 from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
-from .keys import image_chunks, key_chunks, strip_keys, unique_chunks
+from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import local_denoise
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax, prepare_chunk
@@ -18,8 +18,9 @@ from .streaming import StreamingSoftmax, prepare_chunk
 # chunks are large; the attention itself then walks each chunk in cache-sized tiles.
 _CHUNK_ELEMENTS = 1 << 22
 _CHUNK_ELEMENTS_GPU = 1 << 27
-# Queries handled together; beyond this the key stream is replayed per block of queries
-# (the tile of logits is queries x keys, so more queries would mean narrower tiles).
+# Queries per streaming state; more queries are split into several states that each
+# fold in every chunk of keys (the tile of logits is queries x keys, so more queries per
+# state would mean narrower tiles).
 _QUERY_BLOCK = 1024
 # v = 1 - abar is 0 at abar = 1; the softmax then is a hard nearest-patch choice, which a
 # tiny positive v reproduces without dividing by zero.
@@ -167,7 +168,7 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         g, m, d = q.shape
         separate = strip_keys(prob)
         if separate:
-            q = _strip_order(q, prob.layout, c, patch_size)
+            q = strip_order(q, prob.layout, c, patch_size)
         step = max(1, min(m, _QUERY_BLOCK // g))
         kc = chunk or _default_chunk(g, d, x.device)
         merged = None
@@ -188,15 +189,6 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         parts = [st.result() for st in states]
         _scatter(out, prob, parts, b)
     return out
-
-
-def _strip_order(q: torch.Tensor, layout: str, c: int, p: int) -> torch.Tensor:
-    """Query patches flattened (C, P, P) -> the order of strip keys: row by row across
-    channels, (P, C, P); for a column strip the patch is transposed first."""
-    g, m, d = q.shape
-    patch = q.view(g, m, c, p, p)
-    order = (0, 1, 3, 2, 4) if layout == "rows" else (0, 1, 4, 2, 3)
-    return patch.permute(order).reshape(g, m, d)
 
 
 def _scatter(out: MachineOutput, prob: Problem, parts, b: int) -> None:

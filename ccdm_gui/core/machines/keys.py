@@ -88,6 +88,15 @@ def strip_keys(problem: Problem) -> bool:
     return problem.layout in ("rows", "cols") and len(problem.slabs) == 1
 
 
+def strip_order(q: torch.Tensor, layout: str, c: int, p: int) -> torch.Tensor:
+    """Query patches [G, M, C*P*P] flattened (C, P, P) -> the order of strip_chunk's keys:
+    row by row across channels, (P, C, P); for a column strip the patch transposed."""
+    g, m, d = q.shape
+    patch = q.view(g, m, c, p, p)
+    order = (0, 1, 3, 2, 4) if layout == "rows" else (0, 1, 4, 2, 3)
+    return patch.permute(order).reshape(g, m, d)
+
+
 def strip_chunk(padded: torch.Tensor, problem: Problem, p: int, n0: int) -> KeyChunk:
     """An edge strip's keys without a bank: every window row of the strip is the
     same array of unfolded image rows, read from a different row on.
@@ -132,7 +141,8 @@ def key_chunks(
     n_total, c = train.shape[:2]
     g, kp = problem.groups, problem.keys_per_image
     dim = c * patch_size * patch_size
-    if kp >= chunk and not strip_keys(problem):
+    strips = strip_keys(problem)
+    if kp >= chunk and not strips:
         n_img, kp_blk = 1, chunk
     else:
         n_img, kp_blk = max(1, chunk // kp), kp
@@ -141,7 +151,7 @@ def key_chunks(
         n = imgs.shape[0]
         if problem.slabs:
             padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
-            if strip_keys(problem):
+            if strips:
                 yield strip_chunk(padded, problem, patch_size, n0)
                 continue
             if kp_blk == kp:

@@ -53,6 +53,10 @@ class KeyChunk:
     # the bank then holds only the bias, shift and value rows, [G, 2 + Cv, K].
     keys: torch.Tensor | None = None
 
+    def bias_row(self, d: int) -> int:
+        """Index in ``bank`` of the bias row; the shift row follows it."""
+        return 0 if self.keys is not None else d
+
 
 @dataclass
 class StreamResult:
@@ -86,7 +90,7 @@ _FOLD_WIDTH = 24
 def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
     """Fill a bank's bias row (-key_scale * ||psi||^2) and shift row (-1)."""
     bank = chunk.bank
-    r = 0 if chunk.keys is not None else d
+    r = chunk.bias_row(d)
     if not chunk.norms:
         keys = bank[:, :d] if chunk.keys is None else chunk.keys
         torch.sum(keys * keys, dim=1, out=bank[:, r])
@@ -143,7 +147,7 @@ class StreamingSoftmax:
         bank, d = chunk.bank, self.d
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
-        self._clamp = self._needs_clamp(bank[:, 0 if chunk.keys is not None else d])
+        self._clamp = self._needs_clamp(bank[:, chunk.bias_row(d)])
         if chunk.keys is not None:
             if self.fold:
                 raise ValueError("a chunk with separate keys needs separate_keys=True")
