@@ -16,6 +16,7 @@ from ccdm_gui.core.machines import (
     api,
     candidate_count,
     dedup,
+    fused,
     local,
     machine_denoise,
     top_candidates,
@@ -84,6 +85,26 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
     assert out.source_index.dtype == torch.int64 and out.source_yx.shape == (2, h, w, 2)
     ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
     _compare(out, ref)
+
+
+def test_float32_on_a_cpu_takes_the_compiled_pass():
+    # numba is a dependency: the reference cases above must be exercising the compiled
+    # pass, not silently the torch route.
+    from ccdm_gui.core.machines.streaming import StreamingSoftmax
+
+    assert fused.available()
+    assert StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3).fused
+    assert not StreamingSoftmax(torch.zeros(1, 4, 9, dtype=torch.float64), 0.5, 3).fused
+    assert not StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 64).fused  # the ideal machine
+
+
+@pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[::4])
+def test_torch_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
+    # The route a GPU (or a machine without numba) takes, checked here on the CPU.
+    monkeypatch.setattr(fused, "ENABLED", False)
+    x, train = _case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
+    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=9)
+    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 @pytest.mark.parametrize("c,ab,boundary", [(1, 0.3, "zeros"), (3, 0.9, "circular")])
@@ -399,13 +420,15 @@ def test_strip_keys_are_the_edge_windows_in_strip_order(p, c, h, w):
                     torch.testing.assert_close(aux[2:], train[i, :, r, col])
 
 
-def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor():
-    # The clamp before exp keeps float32 denormals out; a chunk may skip it only when a
-    # norm bound shows every logit minus the shift stays above the floor. Checked against
+def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor(monkeypatch):
+    # The torch route (GPUs, float64, no numba; the compiled pass always clamps). The
+    # clamp before exp keeps float32 denormals out; a chunk may skip it only when a norm
+    # bound shows every logit minus the shift stays above the floor. Checked against
     # every logit of every chunk, with the shift as it stands after the chunk (the shift
     # only grows, so that is the lowest the logits of the chunk ever were).
     from ccdm_gui.core.machines.streaming import FLOOR, KeyChunk, StreamingSoftmax
 
+    monkeypatch.setattr(fused, "ENABLED", False)
     g = torch.Generator().manual_seed(3)
     seen = set()
     for d, ab, spread in [(9, 0.5, 1.0), (9, 0.5, 3.0), (49, 0.5, 1.0), (9, 0.99, 1.0)]:

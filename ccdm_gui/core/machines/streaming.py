@@ -30,7 +30,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from . import fused
 
 
 @dataclass
@@ -85,6 +88,15 @@ TILE_ELEMENTS_GPU = 1 << 25
 FLOOR = -80.0
 # Up to this many value columns, the entropy rides in the value product (see above).
 _FOLD_WIDTH = 24
+_LOG2E = 1.0 / math.log(2.0)
+# The compiled pass's constants, in base 2: 2^-80 is still a normal float32.
+_FLOOR32 = np.float32(FLOOR)
+_REBASE32 = np.float32(_REBASE)
+_NO_COUNTS = np.ones(1, np.float32)
+# Up to this many value columns a CPU tile goes through fused.py's compiled pass, which
+# dots each value row itself; wider values (the ideal machine's whole images) need the
+# matrix product.
+_FUSED_VALUES = 8
 
 
 def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
@@ -111,8 +123,14 @@ class StreamingSoftmax:
         ``separate_keys``: the chunks will carry their patches apart from the bank."""
         g, m, d = queries.shape
         self.d, self.key_scale = d, key_scale
+        self.fused = (
+            queries.device.type == "cpu"
+            and queries.dtype == torch.float32
+            and value_dim <= _FUSED_VALUES
+            and fused.available()
+        )
         # Folding the entropy into the value product needs the patches in the bank.
-        self.fold = d + 2 + value_dim <= _FOLD_WIDTH and not separate_keys
+        self.fold = d + 2 + value_dim <= _FOLD_WIDTH and not separate_keys and not self.fused
         self.qa = torch.empty(g, m, d + 2, dtype=queries.dtype, device=queries.device)
         self.qa[..., :d] = queries
         self.qa[..., d] = 1.0
@@ -140,6 +158,23 @@ class StreamingSoftmax:
         self._qnorm = float(self.qa[..., :d].norm(dim=-1).max()) if m else 0.0
         self._knorm = 0.0
         self._clamp = True
+        if self.fused:
+            self._init_fused(g, m, value_dim)
+
+    def _init_fused(self, g: int, m: int, value_dim: int) -> None:
+        # The compiled pass takes logits in base 2 (its exp is 2^x): scaling the query
+        # and its bias multiplier by log2 e does that inside the product. The shift,
+        # best and the entropy sum u are then in base 2 too (result() converts).
+        self.qa[..., : self.d + 1] *= _LOG2E
+        # numpy views share the tensors' memory: the kernel moves the shift column of
+        # qa itself, so the next tile's product already subtracts the new shift.
+        self._np_shift = self.qa.numpy()[..., self.d + 1]
+        self._np_best = self.best.numpy()
+        self._best_j = torch.zeros(g, m, dtype=torch.long)
+        self._changed = torch.zeros(g, m, dtype=torch.bool)
+        self._s = torch.zeros(g, m, dtype=torch.float64)
+        self._u = torch.zeros(g, m, dtype=torch.float64)
+        self._acc = torch.zeros(g, m, value_dim, dtype=torch.float64)
 
     def update(self, chunk: KeyChunk, prepared: bool = False) -> None:
         """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
@@ -147,6 +182,9 @@ class StreamingSoftmax:
         bank, d = chunk.bank, self.d
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
+        if self.fused:  # always clamps: one max per logit in the compiled loop
+            self._update_fused(chunk)
+            return
         self._clamp = self._needs_clamp(bank[:, chunk.bias_row(d)])
         if chunk.keys is not None:
             if self.fold:
@@ -171,6 +209,35 @@ class StreamingSoftmax:
             at = None if aux is None else aux[i]
             self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i], at)
 
+    def _update_fused(self, chunk: KeyChunk) -> None:
+        d, bank = self.d, chunk.bank
+        if chunk.keys is not None:
+            key_tiles, voff = chunk.keys.split(self.tile, -1), 2
+            aux = bank[:, :2].split(self.tile, -1)
+        else:
+            key_tiles, voff, aux = bank[:, : d + 2].split(self.tile, -1), d + 2, None
+        weighted = chunk.counts is not None
+        counts = chunk.counts.numpy() if weighted else _NO_COUNTS
+        bank_np = bank.contiguous().numpy()
+        self._changed.zero_()
+        fused.set_threads(torch.get_num_threads())
+        j0 = 0
+        for i, kt in enumerate(key_tiles):
+            logits = self._logits(kt, None if aux is None else aux[i])
+            cmax = logits.amax(-1)
+            with fused.LAUNCH:
+                fused.fold_tile(
+                    logits.numpy(), cmax.numpy(), bank_np, voff, j0, counts, weighted,
+                    _FLOOR32, _REBASE32, self._np_shift, self._np_best,
+                    self._best_j.numpy(), self._changed.numpy(), self._s.numpy(),
+                    self._u.numpy(), self._acc.numpy(),
+                )  # fmt: skip
+            j0 += kt.shape[-1]
+            self.started = True
+        gi, mi = self._changed.nonzero(as_tuple=True)
+        if len(gi):
+            self._record_winners(chunk, gi, mi, self._best_j[gi, mi])
+
     def _needs_clamp(self, bias: torch.Tensor) -> bool:
         """Whether a logit of this chunk can fall below FLOOR.
 
@@ -191,7 +258,10 @@ class StreamingSoftmax:
         t = keys.shape[-1]
         if self._buf is None or self._buf.shape[-1] < t:
             self._buf = torch.empty(g, m, t, dtype=self.qa.dtype, device=self.qa.device)
-        buf = self._buf if self._buf.shape[-1] == t else self._buf[..., :t]
+        if self.fused:  # the compiled pass wants each tile contiguous
+            buf = self._buf.view(-1)[: g * m * t].view(g, m, t)
+        else:
+            buf = self._buf if self._buf.shape[-1] == t else self._buf[..., :t]
         if aux is None:
             return torch.bmm(self.qa, keys, out=buf)
         d = self.d
@@ -254,8 +324,11 @@ class StreamingSoftmax:
                 return
         gi, mi = improved.nonzero(as_tuple=True)
         top, idx = logits[gi, mi].max(-1)
-        j = idx + j0
         self.best[gi, mi] = top
+        self._record_winners(chunk, gi, mi, idx + j0)
+
+    def _record_winners(self, chunk: KeyChunk, gi, mi, j) -> None:
+        """Queries (gi, mi) now have their winner at index j of ``chunk``."""
         if chunk.origin is not None:
             j = chunk.origin[j]
         self.best_image[gi, mi] = chunk.first_image + torch.div(
@@ -267,6 +340,15 @@ class StreamingSoftmax:
         if not self.started:
             raise ValueError("no candidates were streamed")
         d = self.d
+        if self.fused:  # base-2 state (see _init_fused)
+            s, dt = self._s, self.qa.dtype
+            return StreamResult(
+                values=(self._acc / s[..., None]).to(dt),
+                best_image=self.best_image,
+                best_kpos=self.best_kpos,
+                weight=(torch.exp2(self.best.double()) / s).to(dt),
+                entropy=(torch.log(s) - math.log(2.0) * self._u / s).clamp_min_(0.0).to(dt),
+            )
         r = self.rt.transpose(1, 2)  # [G, M, width]
         if self.fold:
             s = -r[..., d + 1]

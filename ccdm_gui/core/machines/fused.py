@@ -1,0 +1,211 @@
+"""One compiled pass over a CPU tile of logits: shift, argmax, exp, entropy and values.
+
+The tensor-library route reads a tile of logits five or six times (max, clamp, exp,
+entropy product, its sum, the value product), and on a CPU each pass costs about as
+much as the exp itself. Here numba compiles a loop that reads each row once while it
+is in L1: the exp is a polynomial the compiler vectorises (no vector exp library is
+available to it), the sums are kept per row and added to float64 state per tile.
+
+Logits here are in base 2 (the caller scales them by log2 e inside the matrix
+product), so the exp is 2^x: an integer part put into the exponent bits and a short
+polynomial, with no extra range reduction. The row maximum still comes from torch (a
+vectorised reduction numba does not emit), and the logits from torch's matrix
+product. Without numba, for float64 (exact checks) or on a GPU, the torch route in
+streaming.py runs instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+try:  # numba is a dependency, but the machines must still run where it cannot load
+    import numba
+    from numba import njit, prange
+except Exception:  # pragma: no cover - exercised only where numba is missing or broken
+    numba = None
+
+# Switched off by CCDM_NO_FUSED=1 (to compare, or to rule the kernel out).
+ENABLED = numba is not None and os.environ.get("CCDM_NO_FUSED", "") not in ("1", "true")
+
+# Reordering sums lets the compiler vectorise them; "no infinities" must stay off, since
+# the best logit starts at -inf and a comparison with it would be folded away.
+_FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+# numba caches compiled code beside the source, or for a frozen app in the user's cache.
+_CACHE = Path(__file__).is_file() or bool(getattr(sys, "frozen", False))
+
+
+# numba's fallback "workqueue" threading layer (where no OpenMP or TBB layer loads)
+# aborts the process when two threads launch parallel loops at once; the app may run a
+# machine and an export together, so launches take turns. A tile holds it ~0.2 ms.
+LAUNCH = threading.Lock()
+
+
+def available() -> bool:
+    return ENABLED
+
+
+def set_threads(n: int) -> None:
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _jit(**kw):
+    return njit(fastmath=_FAST, cache=_CACHE, nogil=True, **kw) if ENABLED else (lambda f: f)
+
+
+@_jit()
+def exp2(v):
+    """2^v in float32 for v in [-126, 127] (relative error below 3e-7).
+
+    v = n + r with |r| <= 1/2; n by truncating v + 128.5 > 0 (truncation vectorises,
+    floor does not), 2^n written straight into the exponent bits, 2^r a degree-6
+    Taylor polynomial in r ln 2.
+    """
+    k = np.int32(v + np.float32(128.5))
+    r = v - np.float32(k - np.int32(128))
+    p = np.float32(1.5403530393381606e-04)
+    p = p * r + np.float32(1.3333558146428441e-03)
+    p = p * r + np.float32(9.6181291076284772e-03)
+    p = p * r + np.float32(5.5504108664821580e-02)
+    p = p * r + np.float32(2.4022650695910071e-01)
+    p = p * r + np.float32(6.9314718055994531e-01)
+    p = p * r + np.float32(1.0)
+    bits = np.int32((k - np.int32(1)) << np.int32(23))
+    return p * bits.view(np.float32)
+
+
+# One tight loop per case, chosen per row: a test inside the loop would keep the
+# compiler from vectorising it. Each returns the row's sums of e and e * l (and of
+# e * value where the single value column rides along); where values are dotted
+# afterwards the row keeps e.
+
+
+@_jit()
+def _row(row, floor):
+    ss = row[0] - row[0]
+    uu = ss
+    for t in range(row.size):
+        lv = max(row[t], floor)
+        e = exp2(lv)
+        ss += e
+        uu += e * lv
+        row[t] = e
+    return ss, uu
+
+
+@_jit()
+def _row_w(row, w, floor):
+    ss = row[0] - row[0]
+    uu = ss
+    for t in range(row.size):
+        lv = max(row[t], floor)
+        e = exp2(lv) * w[t]
+        ss += e
+        uu += e * lv
+        row[t] = e
+    return ss, uu
+
+
+@_jit()
+def _row_v(row, v, floor):
+    ss = row[0] - row[0]
+    uu = ss
+    aa = ss
+    for t in range(row.size):
+        lv = max(row[t], floor)
+        e = exp2(lv)
+        ss += e
+        uu += e * lv
+        aa += e * v[t]
+    return ss, uu, aa
+
+
+@_jit()
+def _row_wv(row, w, v, floor):
+    ss = row[0] - row[0]
+    uu = ss
+    aa = ss
+    for t in range(row.size):
+        lv = max(row[t], floor)
+        e = exp2(lv) * w[t]
+        ss += e
+        uu += e * lv
+        aa += e * v[t]
+    return ss, uu, aa
+
+
+@_jit()
+def _dot(a, b):
+    acc = a[0] - a[0]
+    for t in range(a.size):
+        acc += a[t] * b[t]
+    return acc
+
+
+@_jit()
+def _rebase(r_g, r_m, delta, started, row, shift, s, u, acc):
+    """Move the shift of query (r_g, r_m) up by delta (set it, before its first tile)."""
+    if started:
+        sc = 2.0 ** (-delta)
+        u[r_g, r_m] = sc * (u[r_g, r_m] - delta * s[r_g, r_m])
+        s[r_g, r_m] *= sc
+        for c in range(acc.shape[2]):
+            acc[r_g, r_m, c] *= sc
+    shift[r_g, r_m] += delta
+    for t in range(row.size):
+        row[t] -= delta
+
+
+@_jit(parallel=True)
+def fold_tile(
+    logits, cmax, bank, voff, j0, counts, weighted, floor, rebase,
+    shift, best, best_j, changed, s, u, acc,
+):  # fmt: skip
+    """Fold one tile into the state of every query.
+
+    logits [G, M, T] = l - shift in base 2; cmax [G, M] their row maxima; bank [G, rows,
+    K] holds the values in rows voff.. at columns j0..j0+T-1; counts [K] (weighted).
+    State per query (g, m): shift, best (its winner's logit - shift), best_j (the
+    winner's index in the chunk), changed (won in this chunk), s = sum e, u = sum e l,
+    acc = sum e values (float64: a tile's float32 sums are added to them).
+    """
+    g_n, m_n, t_n = logits.shape
+    cv = acc.shape[2]
+    for r in prange(g_n * m_n):
+        g = r // m_n
+        m = r - g * m_n
+        row = logits[g, m]
+        mx = cmax[g, m]
+        if mx > best[g, m]:
+            j = 0
+            while row[j] != mx and j < t_n - 1:
+                j += 1
+            started = best[g, m] > -np.inf
+            if not started or mx > rebase:
+                _rebase(g, m, mx, started, row, shift, s, u, acc)
+                mx = mx - mx
+            best[g, m] = mx
+            best_j[g, m] = j0 + j
+            changed[g, m] = True
+        w = counts[j0 : j0 + t_n]
+        if cv == 1:
+            v = bank[g, voff, j0 : j0 + t_n]
+            if weighted:
+                ss, uu, aa = _row_wv(row, w, v, floor)
+            else:
+                ss, uu, aa = _row_v(row, v, floor)
+            acc[g, m, 0] += aa
+        else:
+            if weighted:
+                ss, uu = _row_w(row, w, floor)
+            else:
+                ss, uu = _row(row, floor)
+            for c in range(cv):
+                acc[g, m, c] += _dot(row, bank[g, voff + c, j0 : j0 + t_n])
+        s[g, m] += ss
+        u[g, m] += uu

@@ -1,0 +1,89 @@
+"""The compiled CPU tile pass (core/machines/fused.py) against float64 arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ccdm_gui.core.machines import fused, streaming
+from ccdm_gui.core.machines.streaming import KeyChunk, StreamingSoftmax
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_exp2_is_accurate_over_the_range_the_pass_uses():
+    # Logits reach the exp clamped to [-80, rebase + a little] in base 2.
+    v = np.concatenate([np.linspace(-80, 24, 4001), [-0.5, 0.5, 0.0, -1e-7, 1e-7]])
+    v = v.astype(np.float32)
+    got = np.array([fused.exp2(x) for x in v], dtype=np.float64)
+    want = np.exp2(v.astype(np.float64))
+    assert np.max(np.abs(got / want - 1)) < 4e-7
+
+
+def _softmax_reference(q, keys, values, counts, key_scale):
+    """Direct float64 softmax over every candidate, a duplicate counted counts[j] times."""
+    q, keys, values = q.double(), keys.double(), values.double()
+    logits = q @ keys - key_scale * (keys * keys).sum(1, keepdim=True)  # [G, M, K]
+    w = torch.exp(logits - logits.amax(-1, keepdim=True)) * counts.double()
+    s = w.sum(-1, keepdim=True)
+    p = w / s
+    entropy = -(p * torch.log(p / counts.double()).nan_to_num()).sum(-1)
+    top = logits.argmax(-1)
+    weight = torch.gather(p / counts.double(), -1, top[..., None])[..., 0]
+    return torch.einsum("gmk,gck->gmc", p, values), top, weight, entropy
+
+
+@pytest.mark.parametrize("cv", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("tile", [7, 64, 10_000])
+@pytest.mark.parametrize("margin", [0.0, 20.0])
+def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, margin):
+    # Chunks come in order of growing logit scale, so later tiles beat the shift by far
+    # more than the rebase margin; the first chunk sets it from nothing. With no margin
+    # every improvement moves the shift by a little, and the kept sums must follow.
+    monkeypatch.setattr(streaming, "_REBASE32", np.float32(margin))
+    g = torch.Generator().manual_seed(cv * 100 + tile + weighted)
+    groups, m, d = 2, 5, 6
+    q = torch.randn(groups, m, d, generator=g)
+    st = StreamingSoftmax(q, 0.4, cv, tile_elements=tile * groups * m)
+    assert st.fused
+    allk, allv, allc = [], [], []
+    for i, (scale, k) in enumerate([(0.5, 9), (3.0, 40), (8.0, 23)]):
+        keys = torch.randn(groups, d, k, generator=g) * scale
+        vals = torch.randn(groups, cv, k, generator=g)
+        counts = torch.randint(1, 4, (k,), generator=g).float() if weighted else None
+        bank = torch.cat([keys, torch.empty(groups, 2, k), vals], 1)
+        origin = torch.arange(k) if weighted else None
+        st.update(KeyChunk(bank, i, 0, k, counts, origin))
+        allk.append(keys)
+        allv.append(vals)
+        allc.append(counts if weighted else torch.ones(k))
+    res = st.result()
+    keys, vals, counts = torch.cat(allk, -1), torch.cat(allv, -1), torch.cat(allc)
+    values, top, weight, entropy = _softmax_reference(q, keys, vals, counts, 0.4)
+    torch.testing.assert_close(res.values.double(), values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(res.weight.double(), weight, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(res.entropy.double(), entropy, atol=1e-5, rtol=1e-5)
+    # chunk i holds keys of image i (kpos_block = its length): back to one index
+    sizes = torch.tensor([9, 40, 23])
+    flat = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])[res.best_image]
+    assert torch.equal(flat + res.best_kpos, top)
+
+
+def test_tiny_weights_vanish_instead_of_going_denormal():
+    # Logits far below the row's best contribute nothing (and must not turn into NaN or
+    # slow denormals): one key dominates by 1000 nats.
+    q = torch.ones(1, 2, 1)
+    keys = torch.tensor([[[0.0, 1000.0, -1000.0, 3.0]]])
+    bank = torch.cat([keys, torch.empty(1, 2, 4), torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])], 1)
+    st = StreamingSoftmax(q, 0.0, 1)
+    st.update(KeyChunk(bank, 0, 0, 4))
+    res = st.result()
+    assert torch.equal(res.best_kpos, torch.tensor([[1, 1]]))
+    torch.testing.assert_close(res.values, torch.full((1, 2, 1), 2.0))
+    torch.testing.assert_close(res.weight, torch.ones(1, 2))
+    assert torch.all(res.entropy.abs() < 1e-6)
+    assert math.isfinite(float(res.entropy.sum()))
