@@ -87,3 +87,20 @@ def test_tiny_weights_vanish_instead_of_going_denormal():
     torch.testing.assert_close(res.weight, torch.ones(1, 2))
     assert torch.all(res.entropy.abs() < 1e-6)
     assert math.isfinite(float(res.entropy.sum()))
+
+
+def test_tiles_of_negligible_candidates_are_skipped():
+    # A second chunk whose every logit lies ~1400 nats below the winner's adds nothing;
+    # its values are NaN, so a result without NaN shows those rows were never read.
+    q = torch.ones(1, 3, 1)
+    near = torch.tensor([[[2.0, 1.0]]])
+    far = torch.full((1, 1, 50), -1000.0)
+    st = StreamingSoftmax(q, 0.1, 1, tile_elements=3 * 16)
+    bank = torch.cat([near, torch.empty(1, 2, 2), torch.tensor([[[5.0, 7.0]]])], 1)
+    st.update(KeyChunk(bank, 0, 0, 2))
+    st.update(KeyChunk(torch.cat([far, torch.empty(1, 2, 50), far * math.nan], 1), 1, 0, 50))
+    res = st.result()
+    l1, l2 = 2.0 - 0.4, 1.0 - 0.1
+    w1 = 1 / (1 + math.exp(l2 - l1))
+    torch.testing.assert_close(res.values, torch.full((1, 3, 1), 5 * w1 + 7 * (1 - w1)))
+    assert torch.equal(res.best_image, torch.zeros(1, 3, dtype=torch.long))

@@ -163,19 +163,19 @@ def _rebase(r_g, r_m, delta, started, row, shift, s, u, acc):
 
 @_jit(parallel=True)
 def fold_tile(
-    logits, cmax, bank, voff, j0, counts, weighted, floor, rebase,
+    logits, cmax, bank, voff, j0, counts, weighted, floor, rebase, negligible,
     shift, best, best_j, changed, s, u, acc,
 ):  # fmt: skip
     """Fold one tile into the state of every query.
 
     logits [G, M, T] = l - shift in base 2; cmax [G, M] their row maxima; bank [G, rows,
     K] holds the values in rows voff.. at columns j0..j0+T-1; counts [K] (weighted).
+    A row whose every logit lies below ``negligible`` adds nothing (see streaming.py).
     State per query (g, m): shift, best (its winner's logit - shift), best_j (the
     winner's index in the chunk), changed (won in this chunk), s = sum e, u = sum e l,
     acc = sum e values (float64: a tile's float32 sums are added to them).
     """
     g_n, m_n, t_n = logits.shape
-    cv = acc.shape[2]
     for r in prange(g_n * m_n):
         g = r // m_n
         m = r - g * m_n
@@ -192,20 +192,28 @@ def fold_tile(
             best[g, m] = mx
             best_j[g, m] = j0 + j
             changed[g, m] = True
-        w = counts[j0 : j0 + t_n]
-        if cv == 1:
-            v = bank[g, voff, j0 : j0 + t_n]
-            if weighted:
-                ss, uu, aa = _row_wv(row, w, v, floor)
-            else:
-                ss, uu, aa = _row_v(row, v, floor)
-            acc[g, m, 0] += aa
+        if mx >= negligible:
+            _accumulate(row, g, m, bank, voff, j0, counts, weighted, floor, s, u, acc)
+
+
+@_jit()
+def _accumulate(row, g, m, bank, voff, j0, counts, weighted, floor, s, u, acc):
+    t_n = row.size
+    cv = acc.shape[2]
+    w = counts[j0 : j0 + t_n]
+    if cv == 1:
+        v = bank[g, voff, j0 : j0 + t_n]
+        if weighted:
+            ss, uu, aa = _row_wv(row, w, v, floor)
         else:
-            if weighted:
-                ss, uu = _row_w(row, w, floor)
-            else:
-                ss, uu = _row(row, floor)
-            for c in range(cv):
-                acc[g, m, c] += _dot(row, bank[g, voff + c, j0 : j0 + t_n])
-        s[g, m] += ss
-        u[g, m] += uu
+            ss, uu, aa = _row_v(row, v, floor)
+        acc[g, m, 0] += aa
+    else:
+        if weighted:
+            ss, uu = _row_w(row, w, floor)
+        else:
+            ss, uu = _row(row, floor)
+        for c in range(cv):
+            acc[g, m, c] += _dot(row, bank[g, voff + c, j0 : j0 + t_n])
+    s[g, m] += ss
+    u[g, m] += uu
