@@ -142,7 +142,13 @@ def check_machine(ctx: _Context) -> str:
             train_indices=np.arange(_TRAIN_N, dtype=np.int64),
         ),
     )
-    return f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images"
+    from ..core.machines import fused
+
+    route = "compiled tile pass" if fused.available() else "torch route (no numba)"
+    return (
+        f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
+        f"CPU machines: {route}"
+    )
 
 
 def check_render(ctx: _Context) -> str:
