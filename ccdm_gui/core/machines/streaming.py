@@ -173,13 +173,16 @@ class StreamingSoftmax:
         self.qa[..., : self.d + 1] *= _LOG2E
         # numpy views share the tensors' memory: the kernel moves the shift column of
         # qa itself, so the next tile's product already subtracts the new shift.
-        self._np_shift = self.qa.numpy()[..., self.d + 1]
-        self._np_best = self.best.numpy()
         self._best_j = torch.zeros(g, m, dtype=torch.long)
         self._changed = torch.zeros(g, m, dtype=torch.bool)
         self._s = torch.zeros(g, m, dtype=torch.float64)
         self._u = torch.zeros(g, m, dtype=torch.float64)
         self._acc = torch.zeros(g, m, value_dim, dtype=torch.float64)
+        self._cmax = torch.empty(g, m, dtype=self.qa.dtype)
+        # Made once: a tile has thousands of siblings, and each view costs a call.
+        state = (self.best, self._best_j, self._changed, self._s, self._u, self._acc)
+        self._np_state = (self.qa.numpy()[..., self.d + 1], *(t.numpy() for t in state))
+        self._np_cmax = self._cmax.numpy()
 
     def update(self, chunk: KeyChunk, prepared: bool = False) -> None:
         """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
@@ -229,13 +232,11 @@ class StreamingSoftmax:
         j0 = 0
         for i, kt in enumerate(key_tiles):
             logits = self._logits(kt, None if aux is None else aux[i])
-            cmax = logits.amax(-1)
+            torch.amax(logits, -1, out=self._cmax)
             with fused.LAUNCH:
                 fused.fold_tile(
-                    logits.numpy(), cmax.numpy(), bank_np, voff, j0, counts, weighted,
-                    _FLOOR32, _REBASE32, _NEGLIGIBLE32, self._np_shift, self._np_best,
-                    self._best_j.numpy(), self._changed.numpy(), self._s.numpy(),
-                    self._u.numpy(), self._acc.numpy(),
+                    logits.numpy(), self._np_cmax, bank_np, voff, j0, counts, weighted,
+                    _FLOOR32, _REBASE32, _NEGLIGIBLE32, *self._np_state,
                 )  # fmt: skip
             j0 += kt.shape[-1]
             self.started = True
