@@ -104,3 +104,25 @@ def test_tiles_of_negligible_candidates_are_skipped():
     w1 = 1 / (1 + math.exp(l2 - l1))
     torch.testing.assert_close(res.values, torch.full((1, 3, 1), 5 * w1 + 7 * (1 - w1)))
     assert torch.equal(res.best_image, torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_a_pass_that_fails_to_compile_leaves_the_torch_route(monkeypatch):
+    # A broken numba install must cost speed, not the computation.
+    from ccdm_gui.core.machines import machine_denoise
+
+    def broken():
+        raise RuntimeError("no LLVM here")
+
+    monkeypatch.setattr(fused, "_ready", False)
+    monkeypatch.setattr(fused, "ENABLED", True)
+    monkeypatch.setattr(fused, "reason", "")
+    monkeypatch.setattr(fused, "_warm_up", broken)
+    g = torch.Generator().manual_seed(2)
+    train = torch.rand(5, 1, 6, 7, generator=g) * 2 - 1
+    x = torch.randn(1, 1, 6, 7, generator=g)
+    with pytest.warns(UserWarning, match="no LLVM here"):
+        out = machine_denoise(x, 0.6, train, "els", 3, "circular")
+    assert not fused.available() and "no LLVM here" in fused.reason
+    monkeypatch.undo()
+    assert fused.available()
+    torch.testing.assert_close(out.x0, machine_denoise(x, 0.6, train, "els", 3, "circular").x0)

@@ -144,7 +144,7 @@ def check_machine(ctx: _Context) -> str:
     )
     from ..core.machines import fused
 
-    route = "compiled tile pass" if fused.available() else "torch route (no numba)"
+    route = "compiled tile pass" if fused.available() else f"torch route ({fused.reason})"
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
         f"CPU machines: {route}"

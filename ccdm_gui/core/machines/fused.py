@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ except Exception:  # pragma: no cover - exercised only where numba is missing or
     numba = None
 
 # Switched off by CCDM_NO_FUSED=1 (to compare, or to rule the kernel out).
-ENABLED = numba is not None and os.environ.get("CCDM_NO_FUSED", "") not in ("1", "true")
+_SWITCHED_OFF = os.environ.get("CCDM_NO_FUSED", "") in ("1", "true")
+ENABLED = numba is not None and not _SWITCHED_OFF
 
 # Reordering sums lets the compiler vectorise them; "no infinities" must stay off, since
 # the best logit starts at -inf and a comparison with it would be folded away.
@@ -46,8 +48,50 @@ _CACHE = Path(__file__).is_file() or bool(getattr(sys, "frozen", False))
 LAUNCH = threading.Lock()
 
 
+_ready = False
+_ready_lock = threading.Lock()
+# Why the compiled pass is off, for self-test and the benchmark ("" while it is on).
+reason = "numba is not installed" if numba is None else "CCDM_NO_FUSED" if _SWITCHED_OFF else ""
+
+
 def available() -> bool:
+    """Whether the compiled pass runs; compiles it on first use (or loads it from
+    numba's cache). Should compiling fail (a broken numba install, a frozen app missing
+    part of it), the machines take the torch route instead of failing mid-stream."""
+    global ENABLED, _ready, reason
+    if not ENABLED or _ready:
+        return ENABLED
+    with _ready_lock:
+        if _ready or not ENABLED:
+            return ENABLED
+        try:
+            _warm_up()
+            _ready = True
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the torch route
+            ENABLED = False
+            reason = f"compiling the tile pass failed ({type(exc).__name__}: {exc})"
+            warnings.warn(
+                f"ccdm-gui: {reason}; the score machines take the torch route", stacklevel=2
+            )
     return ENABLED
+
+
+def _warm_up() -> None:
+    """One call on a 1 x 2 x 4 tile with the argument types the machines pass."""
+    f32 = np.float32
+    logits = np.array([[[0.5, -1.0, 2.0, -3.0], [1.0, 0.0, -1.0, -2.0]]], f32)
+    bank = np.ones((1, 3, 4), f32)
+    state = (
+        np.zeros((1, 2), f32), np.full((1, 2), -np.inf, f32), np.zeros((1, 2), np.int64),
+        np.zeros((1, 2), np.bool_), np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2, 1)),
+    )  # fmt: skip
+    want = np.exp2(logits - logits.max(-1, keepdims=True)).sum(-1)
+    fold_tile(
+        logits, logits.max(-1), bank, 2, 0, np.ones(1, f32), False,
+        f32(-80.0), f32(20.0), f32(-60.0), *state,
+    )  # fmt: skip
+    if not np.allclose(state[4], want, rtol=1e-5):
+        raise RuntimeError("the compiled pass gave a wrong sum on its warm-up tile")
 
 
 def set_threads(n: int) -> None:
