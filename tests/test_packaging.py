@@ -102,6 +102,8 @@ def _assert_selftest(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, out
     assert "FAIL" not in proc.stdout, out
     assert "self-test OK" in proc.stdout, out
+    # numba is bundled: the frozen app must compile and run the CPU machines' tile pass
+    assert "CPU machines: compiled tile pass" in proc.stdout, out
 
 
 @packaging

@@ -24,6 +24,23 @@ from pathlib import Path
 
 import numpy as np
 
+
+def _frozen_cache_dir() -> str:
+    """Where a frozen app keeps numba's compiled code: the user's cache folder. (Its
+    modules' paths are relative, and numba would otherwise write beside any source
+    checkout that happens to be the working folder.)"""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return str(base / "ccdm-gui" / "numba")
+
+
+if getattr(sys, "frozen", False):
+    os.environ.setdefault("NUMBA_CACHE_DIR", _frozen_cache_dir())
+
 try:  # numba is a dependency, but the machines must still run where it cannot load
     import numba
     from numba import njit, prange
@@ -99,7 +116,16 @@ def set_threads(n: int) -> None:
 
 
 def _jit(**kw):
-    return njit(fastmath=_FAST, cache=_CACHE, nogil=True, **kw) if ENABLED else (lambda f: f)
+    if not ENABLED:
+        return lambda f: f
+
+    def decorate(f):
+        try:
+            return njit(fastmath=_FAST, cache=_CACHE, nogil=True, **kw)(f)
+        except Exception:  # noqa: BLE001 - no writable cache folder: compile per process
+            return njit(fastmath=_FAST, cache=False, nogil=True, **kw)(f)
+
+    return decorate
 
 
 @_jit()
