@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-naive", action="store_true", help="skip the straightforward run")
     ap.add_argument("--no-fused", action="store_true", help="skip torch's fused attention")
     ap.add_argument(
+        "--float64-check",
+        action="store_true",
+        help="also print how far ours and the straightforward x0 are from a float64 run",
+    )
+    ap.add_argument(
         "--torch-route",
         action="store_true",
         help="also time each step with the compiled tile pass off (the GPU / no-numba route)",
@@ -242,6 +247,7 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
             mm_rate, exp_rate = max(mm_rate, mm_now), max(exp_rate, exp_now)
             bound = flops / (mm_rate * 1e9) + pairs / exp_rate
             naive_s = speedup = diff = math.nan
+            check = ""
             if not args.no_naive:
                 naive_s, naive_out = timed(
                     lambda m=machine, b=boundary, p=p: naive_denoise(x, ab, train, m, p, b),
@@ -250,6 +256,12 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
                 )
                 diff = (naive_out - out.x0).abs().max().item()
                 speedup = naive_s / secs
+                if args.float64_check:
+                    # Which side the max|dx0| column's difference comes from.
+                    ref = machine_denoise(x.double(), ab, train.double(), machine, p, boundary).x0
+                    ours64 = (out.x0.double() - ref).abs().max().item()
+                    naive64 = (naive_out.double() - ref).abs().max().item()
+                    check = f"  against float64: ours {ours64:.1e}, straightforward {naive64:.1e}"
             fused_s = fused_x = math.nan
             if not args.no_fused and device.type == "cpu":
                 fused_s = math.inf
@@ -270,6 +282,8 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
                 f"{speedup:>9.1f}{diff:>10.1e}{fused_s:>9.3f}{fused_x:>8.2f}{paper:>9.1f}"
                 + (f"{torch_s:>9.3f}{torch_s / secs:>8.2f}" if args.torch_route else "")
             )
+            if check:
+                print(check)
     print(f"rates behind 'x bound': matmul {mm_rate:.1f} GFLOP/s, exp {exp_rate / 1e9:.2f} G/s")
     print(f"total {total:.2f} s for {len(args.machines) * len(args.p)} steps", end="")
     if not math.isnan(paper_total):
