@@ -149,19 +149,22 @@ def exp2(v):
     return p * bits.view(np.float32)
 
 
-# One tight loop per case, chosen per row: a test inside the loop would keep the
-# compiler from vectorising it. Each returns the row's sums of e and e * l (and of
-# e * value where the single value column rides along); where values are dotted
-# afterwards the row keeps e.
+# Tight loops, one per case: a test inside the loop would keep the compiler from
+# vectorising it. ``w`` (the counts of merged candidates) is an array or None, and numba
+# compiles each kind apart, so the unweighted loop carries no multiply. Each returns the
+# row's sums of e and e * l; _row keeps e in the row for the value dots that follow,
+# _row_v sums e * value itself where a single value column rides along.
 
 
 @_jit()
-def _row(row, floor):
+def _row(row, w, floor):
     ss = row[0] - row[0]
     uu = ss
     for t in range(row.size):
         lv = max(row[t], floor)
         e = exp2(lv)
+        if w is not None:
+            e *= w[t]
         ss += e
         uu += e * lv
         row[t] = e
@@ -169,40 +172,15 @@ def _row(row, floor):
 
 
 @_jit()
-def _row_w(row, w, floor):
-    ss = row[0] - row[0]
-    uu = ss
-    for t in range(row.size):
-        lv = max(row[t], floor)
-        e = exp2(lv) * w[t]
-        ss += e
-        uu += e * lv
-        row[t] = e
-    return ss, uu
-
-
-@_jit()
-def _row_v(row, v, floor):
+def _row_v(row, w, v, floor):
     ss = row[0] - row[0]
     uu = ss
     aa = ss
     for t in range(row.size):
         lv = max(row[t], floor)
         e = exp2(lv)
-        ss += e
-        uu += e * lv
-        aa += e * v[t]
-    return ss, uu, aa
-
-
-@_jit()
-def _row_wv(row, w, v, floor):
-    ss = row[0] - row[0]
-    uu = ss
-    aa = ss
-    for t in range(row.size):
-        lv = max(row[t], floor)
-        e = exp2(lv) * w[t]
+        if w is not None:
+            e *= w[t]
         ss += e
         uu += e * lv
         aa += e * v[t]
@@ -274,15 +252,15 @@ def _accumulate(row, g, m, bank, voff, j0, counts, weighted, floor, s, u, acc):
     if cv == 1:
         v = bank[g, voff, j0 : j0 + t_n]
         if weighted:
-            ss, uu, aa = _row_wv(row, w, v, floor)
+            ss, uu, aa = _row_v(row, w, v, floor)
         else:
-            ss, uu, aa = _row_v(row, v, floor)
+            ss, uu, aa = _row_v(row, None, v, floor)
         acc[g, m, 0] += aa
     else:
         if weighted:
-            ss, uu = _row_w(row, w, floor)
+            ss, uu = _row(row, w, floor)
         else:
-            ss, uu = _row(row, floor)
+            ss, uu = _row(row, None, floor)
         for c in range(cv):
             acc[g, m, c] += _dot(row, bank[g, voff + c, j0 : j0 + t_n])
     s[g, m] += ss
