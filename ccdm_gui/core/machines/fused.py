@@ -149,30 +149,16 @@ def exp2(v):
     return p * bits.view(np.float32)
 
 
-# Tight loops, one per case: a test inside the loop would keep the compiler from
-# vectorising it. ``w`` (the counts of merged candidates) is an array or None, and numba
-# compiles each kind apart, so the unweighted loop carries no multiply. Each returns the
-# row's sums of e and e * l; _row keeps e in the row for the value dots that follow,
-# _row_v sums e * value itself where a single value column rides along.
+# One tight loop, compiled once per kind of call: a test on a value inside the loop
+# would keep the compiler from vectorising it, but ``w`` (the counts of merged
+# candidates) and ``v`` (a single value column) are each an array or None, and numba
+# compiles each combination apart, so the tests below vanish from the loop. Returns
+# the row's sums of e, e * l and e * v; without v the row keeps e for the value dots
+# that follow.
 
 
 @_jit()
-def _row(row, w, floor):
-    ss = row[0] - row[0]
-    uu = ss
-    for t in range(row.size):
-        lv = max(row[t], floor)
-        e = exp2(lv)
-        if w is not None:
-            e *= w[t]
-        ss += e
-        uu += e * lv
-        row[t] = e
-    return ss, uu
-
-
-@_jit()
-def _row_v(row, w, v, floor):
+def _row(row, w, v, floor):
     ss = row[0] - row[0]
     uu = ss
     aa = ss
@@ -183,7 +169,10 @@ def _row_v(row, w, v, floor):
             e *= w[t]
         ss += e
         uu += e * lv
-        aa += e * v[t]
+        if v is None:
+            row[t] = e
+        else:
+            aa += e * v[t]
     return ss, uu, aa
 
 
@@ -252,15 +241,15 @@ def _accumulate(row, g, m, bank, voff, j0, counts, weighted, floor, s, u, acc):
     if cv == 1:
         v = bank[g, voff, j0 : j0 + t_n]
         if weighted:
-            ss, uu, aa = _row_v(row, w, v, floor)
+            ss, uu, aa = _row(row, w, v, floor)
         else:
-            ss, uu, aa = _row_v(row, None, v, floor)
+            ss, uu, aa = _row(row, None, v, floor)
         acc[g, m, 0] += aa
     else:
         if weighted:
-            ss, uu = _row(row, w, floor)
+            ss, uu, _ = _row(row, w, None, floor)
         else:
-            ss, uu = _row(row, None, floor)
+            ss, uu, _ = _row(row, None, None, floor)
         for c in range(cv):
             acc[g, m, c] += _dot(row, bank[g, voff + c, j0 : j0 + t_n])
     s[g, m] += ss
