@@ -143,13 +143,9 @@ class StreamingSoftmax:
         self.qa[..., :d] = queries
         self.qa[..., d] = 1.0
         self.qa[..., d + 1] = 0.0
-        self.m = torch.zeros(g, m, dtype=queries.dtype, device=queries.device)
-        # R is kept transposed ([G, width, M]): the product V^T E^T runs faster than
-        # E V when V has few columns.
-        width = d + 2 + value_dim if self.fold else 1 + value_dim
-        self.rt = torch.zeros(g, width, m, dtype=queries.dtype, device=queries.device)
-        self.u = None if self.fold else torch.zeros_like(self.m)
-        self.best = torch.full_like(self.m, -torch.inf)  # relative to m
+        self.best = torch.full(  # relative to the shift
+            (g, m), -torch.inf, dtype=queries.dtype, device=queries.device
+        )
         self.best_image = torch.zeros(g, m, dtype=torch.long, device=queries.device)
         self.best_kpos = torch.zeros_like(self.best_image)
         self.started = False
@@ -160,14 +156,25 @@ class StreamingSoftmax:
                 tile_elements = TILE_ELEMENTS_GPU
         self.tile = max(1, tile_elements // (g * m))
         self._buf: torch.Tensor | None = None
+        if self.fused:
+            self._init_fused(g, m, value_dim)
+        else:
+            self._init_torch(g, m, value_dim)
+
+    def _init_torch(self, g: int, m: int, value_dim: int) -> None:
+        d, like = self.d, self.qa
+        self.m = torch.zeros(g, m, dtype=like.dtype, device=like.device)
+        # R is kept transposed ([G, width, M]): the product V^T E^T runs faster than
+        # E V when V has few columns.
+        width = d + 2 + value_dim if self.fold else 1 + value_dim
+        self.rt = torch.zeros(g, width, m, dtype=like.dtype, device=like.device)
+        self.u = None if self.fold else torch.zeros_like(self.m)
         self._ebuf: torch.Tensor | None = None
         # For the clamp bound (see _needs_clamp): the largest query norm, and the largest
         # key norm streamed so far.
         self._qnorm = float(self.qa[..., :d].norm(dim=-1).max()) if m else 0.0
         self._knorm = 0.0
         self._clamp = True
-        if self.fused:
-            self._init_fused(g, m, value_dim)
 
     def _init_fused(self, g: int, m: int, value_dim: int) -> None:
         # The compiled pass takes logits in base 2 (its exp is 2^x): scaling the query
@@ -196,16 +203,12 @@ class StreamingSoftmax:
         if self.fused:  # always clamps: one max per logit in the compiled loop
             self._update_fused(chunk)
             return
-        self._clamp = self._needs_clamp(bank[:, chunk.bias_row(d)])
-        if chunk.keys is not None:
-            if self.fold:
-                raise ValueError("a chunk with separate keys needs separate_keys=True")
-            keys_aug, vt = chunk.keys, bank[:, 1:]
-            aux = bank[:, :2].split(self.tile, -1)
-        else:
-            keys_aug = bank[:, : d + 2]
-            vt = bank if self.fold else bank[:, d + 1 :]
-            aux = None
+        r = chunk.bias_row(d)
+        self._clamp = self._needs_clamp(bank[:, r])
+        if chunk.keys is not None and self.fold:
+            raise ValueError("a chunk with separate keys needs separate_keys=True")
+        key_tiles, aux = self._key_tiles(chunk)
+        vt = bank if self.fold else bank[:, r + 1 :]  # shift row (the -1s), then values
         counts = chunk.counts
         if counts is not None:
             # A group of c identical candidates has c times the weight of one: every
@@ -214,19 +217,24 @@ class StreamingSoftmax:
             vt = vt * counts
         # One split call makes every tile's views at once: per-tile slicing from Python
         # costs dispatch time that other query blocks' threads wait for (the GIL).
-        tiles = zip(keys_aug.split(self.tile, -1), vt.split(self.tile, -1), strict=True)
+        tiles = zip(key_tiles, vt.split(self.tile, -1), strict=True)
         cnts = counts.split(self.tile) if counts is not None else None
         for i, (kt, vtt) in enumerate(tiles):
             at = None if aux is None else aux[i]
             self._tile(kt, vtt, chunk, i * self.tile, None if cnts is None else cnts[i], at)
 
+    def _key_tiles(self, chunk: KeyChunk):
+        """The chunk's keys in tiles, and beside them the tiles of its bias and shift rows
+        where the patches lie apart from the bank (else None: those rows follow them)."""
+        r = chunk.bias_row(self.d)
+        if chunk.keys is None:
+            return chunk.bank[:, : r + 2].split(self.tile, -1), None
+        return chunk.keys.split(self.tile, -1), chunk.bank[:, r : r + 2].split(self.tile, -1)
+
     def _update_fused(self, chunk: KeyChunk) -> None:
-        d, bank = self.d, chunk.bank
-        if chunk.keys is not None:
-            key_tiles, voff = chunk.keys.split(self.tile, -1), 2
-            aux = bank[:, :2].split(self.tile, -1)
-        else:
-            key_tiles, voff, aux = bank[:, : d + 2].split(self.tile, -1), d + 2, None
+        bank = chunk.bank
+        key_tiles, aux = self._key_tiles(chunk)
+        voff = chunk.bias_row(self.d) + 2  # values follow the bias and shift rows
         weighted = chunk.counts is not None
         counts = chunk.counts.numpy() if weighted else _NO_COUNTS
         bank_np = bank.contiguous().numpy()
