@@ -23,6 +23,36 @@ def test_exp2_is_accurate_over_the_range_the_pass_uses():
     assert np.max(np.abs(got / want - 1)) < 4e-7
 
 
+def test_exp2_stays_accurate_inlined_in_a_reordering_loop():
+    # The pass's loops may reorder float sums; the exp inlined there must not let its
+    # range reduction be reordered too (v + 128 would round away fraction bits).
+    from numba import njit
+
+    @njit(fastmath=fused._FAST)
+    def many(v, out):
+        for t in range(v.size):
+            out[t] = fused.exp2(v[t])
+
+    v = np.random.default_rng(1).uniform(-80, 24, 20_000).astype(np.float32)
+    out = np.empty_like(v)
+    many(v, out)
+    want = np.exp2(v.astype(np.float64))
+    assert np.max(np.abs(out / want - 1)) < 4e-7
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 16, 37, 512])
+def test_row_max_equals_the_float_maximum(size):
+    rng = np.random.default_rng(size)
+    for scale in (1e-30, 1.0, 1e30):
+        for sign in (-1, 1, 0):
+            row = (rng.standard_normal(size) * scale).astype(np.float32)
+            if sign:
+                row = sign * np.abs(row)
+            assert fused._row_max(row) == row.max()
+    assert fused._row_max(np.array([-0.0, -1.0], np.float32)) == 0.0
+    assert fused._row_max(np.array([-80.0, -60.5, -61.0], np.float32)) == np.float32(-60.5)
+
+
 def _softmax_reference(q, keys, values, counts, key_scale):
     """Direct float64 softmax over every candidate, a duplicate counted counts[j] times."""
     q, keys, values = q.double(), keys.double(), values.double()

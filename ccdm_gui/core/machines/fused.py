@@ -8,10 +8,10 @@ available to it), the sums are kept per row and added to float64 state per tile.
 
 Logits here are in base 2 (the caller scales them by log2 e inside the matrix
 product), so the exp is 2^x: an integer part put into the exponent bits and a short
-polynomial, with no extra range reduction. The row maximum still comes from torch (a
-vectorised reduction numba does not emit), and the logits from torch's matrix
-product. Without numba, for float64 (exact checks) or on a GPU, the torch route in
-streaming.py runs instead.
+polynomial, with no extra range reduction. The row maximum is taken in the same
+loop over rows (as integers, which vectorise; see _row_max), so the row is in L1 when
+the exp reads it. The logits come from torch's matrix product. Without numba, for
+float64 (exact checks) or on a GPU, the torch route in streaming.py runs instead.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ ENABLED = numba is not None and not _SWITCHED_OFF
 # Reordering sums lets the compiler vectorise them; "no infinities" must stay off, since
 # the best logit starts at -inf and a comparison with it would be folded away.
 _FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+# The exp's range reduction must keep its order: reassociated, v - (k - 128) becomes
+# (v + 128) - k, and v + 128 rounds away up to 2^-17 of the fraction.
+_EXACT = _FAST - {"reassoc"}
 
 # numba caches compiled code beside the source, or for a frozen app in the user's cache.
 _CACHE = Path(__file__).is_file() or bool(getattr(sys, "frozen", False))
@@ -104,7 +107,7 @@ def _warm_up() -> None:
     )  # fmt: skip
     want = np.exp2(logits - logits.max(-1, keepdims=True)).sum(-1)
     fold_tile(
-        logits, logits.max(-1), bank, 2, 0, np.ones(1, f32), False,
+        logits, bank, 2, 0, np.ones(1, f32), False,
         f32(-80.0), f32(20.0), f32(-60.0), *state,
     )  # fmt: skip
     if not np.allclose(state[4], want, rtol=1e-5):
@@ -115,20 +118,20 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-def _jit(**kw):
+def _jit(fastmath=_FAST, **kw):
     if not ENABLED:
         return lambda f: f
 
     def decorate(f):
         try:
-            return njit(fastmath=_FAST, cache=_CACHE, nogil=True, **kw)(f)
+            return njit(fastmath=fastmath, cache=_CACHE, nogil=True, **kw)(f)
         except Exception:  # noqa: BLE001 - no writable cache folder: compile per process
-            return njit(fastmath=_FAST, cache=False, nogil=True, **kw)(f)
+            return njit(fastmath=fastmath, cache=False, nogil=True, **kw)(f)
 
     return decorate
 
 
-@_jit()
+@_jit(fastmath=_EXACT)
 def exp2(v):
     """2^v in float32 for v in [-126, 127] (relative error below 3e-7).
 
@@ -138,7 +141,7 @@ def exp2(v):
     Taylor needs degree 6 for the same, one more multiply-add per exp).
     """
     k = np.int32(v + np.float32(128.5))
-    r = v - np.float32(k - np.int32(128))
+    r = v - (np.float32(k) - np.float32(128.0))
     p = np.float32(1.3276465506209798e-03)
     p = p * r + np.float32(9.675541708244806e-03)
     p = p * r + np.float32(5.550713297256251e-02)
@@ -198,14 +201,27 @@ def _rebase(r_g, r_m, delta, started, row, shift, s, u, acc):
         row[t] -= delta
 
 
+@_jit()
+def _row_max(row):
+    """The largest float of a row, compared as integers: a float compare-and-select is
+    not vectorised (it must order NaNs), an integer maximum is. Flipping the magnitude
+    bits of negative floats makes integer order equal float order."""
+    bits = row.view(np.int32)
+    top = np.int32(-2147483648)
+    for t in range(bits.size):
+        i = bits[t]
+        top = max(top, i ^ ((i >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+    return np.int32(top ^ ((top >> np.int32(31)) & np.int32(0x7FFFFFFF))).view(np.float32)
+
+
 @_jit(parallel=True)
 def fold_tile(
-    logits, cmax, bank, voff, j0, counts, weighted, floor, rebase, negligible,
+    logits, bank, voff, j0, counts, weighted, floor, rebase, negligible,
     shift, best, best_j, changed, s, u, acc,
 ):  # fmt: skip
     """Fold one tile into the state of every query.
 
-    logits [G, M, T] = l - shift in base 2; cmax [G, M] their row maxima; bank [G, rows,
+    logits [G, M, T] = l - shift in base 2; bank [G, rows,
     K] holds the values in rows voff.. at columns j0..j0+T-1; counts [K] (weighted).
     A row whose every logit lies below ``negligible`` adds nothing (see streaming.py).
     State per query (g, m): shift, best (its winner's logit - shift), best_j (the
@@ -217,7 +233,7 @@ def fold_tile(
         g = r // m_n
         m = r - g * m_n
         row = logits[g, m]
-        mx = cmax[g, m]
+        mx = _row_max(row)
         if mx > best[g, m]:
             j = 0
             while row[j] != mx and j < t_n - 1:
