@@ -401,7 +401,7 @@ def test_strip_keys_are_the_edge_windows_in_strip_order(p, c, h, w):
     strips = [pr for pr in build_problems("bbels", p, "zeros", h, w, "cpu") if strip_keys(pr)]
     assert sorted(pr.layout for pr in strips) == ["cols", "cols", "rows", "rows"]
     for pr in strips:
-        chunk = strip_chunk(padded, pr, p, 0)
+        chunk = strip_chunk(train, pr, p, 0)
         kp = pr.keys_per_image
         assert chunk.keys.shape == (pr.groups, c * p * p, 4 * kp)
         for gi in range(pr.groups):
@@ -447,3 +447,37 @@ def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor(monkeypatch):
                 assert low >= FLOOR, (d, ab, spread, low)
             seen.add(st._clamp)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("p, h, w", [(3, 5, 6), (5, 7, 9), (7, 8, 8), (9, 11, 10)])
+def test_corner_mosaic_keeps_every_corner_window(p, h, w):
+    # A bbELS corner pixel's window, zero padded, must read the same pixels in the
+    # mosaic of corner blocks as in the image, even where the blocks overlap (4d > H).
+    d = p // 2
+    img = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(p))
+    pad = F.pad(img, (d, d, d, d))
+    mos = F.pad(local.corner_mosaic(img, d), (d, d, d, d))
+    near = [*range(d), *range(h - d, h)]
+    rows = torch.tensor([r for r in near for c in [*range(d), *range(w - d, w)]])
+    cols = torch.tensor([c for r in near for c in [*range(d), *range(w - d, w)]])
+    mr, mc = local.mosaic_position(rows, cols, h, w, d)
+    for r, c, r2, c2 in zip(rows.tolist(), cols.tolist(), mr.tolist(), mc.tolist(), strict=True):
+        assert torch.equal(pad[..., r : r + p, c : c + p], mos[..., r2 : r2 + p, c2 : c2 + p])
+
+
+@pytest.mark.parametrize("boundary", ["zeros", "circular"])
+@pytest.mark.parametrize("p, h, w", [(1, 4, 5), (3, 5, 7), (7, 6, 4), (21, 5, 7)])
+def test_window_sums_add_each_pixels_padded_window(boundary, p, h, w):
+    img = torch.randn(3, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(p))
+    d = p // 2
+    want = torch.zeros_like(img)
+    for r in range(h):
+        for c in range(w):
+            for dr in range(-d, d + 1):
+                for dc in range(-d, d + 1):
+                    rr, cc = r + dr, c + dc
+                    if boundary == "circular":
+                        want[:, r, c] += img[:, rr % h, cc % w]
+                    elif 0 <= rr < h and 0 <= cc < w:
+                        want[:, r, c] += img[:, rr, cc]
+    torch.testing.assert_close(local.window_sums(img, p, boundary), want)

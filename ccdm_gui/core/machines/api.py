@@ -10,7 +10,7 @@ import torch
 from . import dedup
 from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
-from .local import local_denoise
+from .local import corner_mosaic, local_denoise, mosaic_position
 from .patches import gather_patches, grid_positions
 from .streaming import StreamingSoftmax, prepare_chunk
 
@@ -164,13 +164,17 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
     )
     key_scale = a * a / (2.0 * v)
     for prob in build_problems(machine, patch_size, boundary, h, w, dev):
+        if prob.layout == "each":  # bbELS corners: LS pixels
+            _corners(out, x, train, a, v, patch_size, prob)
+            continue
         q = _queries(x, prob, patch_size) * (a / v)
         g, m, d = q.shape
         separate = strip_keys(prob)
         if separate:
             q = strip_order(q, prob.layout, c, patch_size)
         step = max(1, min(m, _QUERY_BLOCK // g))
-        kc = chunk or _default_chunk(g, d, x.device)
+        # Strip keys are views shared by all groups of the problem (keys.strip_chunk).
+        kc = chunk or _default_chunk(1 if separate else g, d, x.device)
         merged = None
         if prob.all_valid and dedup.ENABLED:
             merged = dedup.unique_valid_keys(source, train, patch_size)
@@ -189,6 +193,23 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         parts = [st.result() for st in states]
         _scatter(out, prob, parts, b)
     return out
+
+
+def _corners(out: MachineOutput, x, train, a, v, patch_size: int, prob: Problem) -> None:
+    """A corner pixel's candidates are the patches at its own place (zero padding): LS,
+    computed on the mosaic of the four corner blocks (local.corner_mosaic)."""
+    h, w = x.shape[-2:]
+    d = patch_size // 2
+    x0, index, weight, entropy = local_denoise(
+        corner_mosaic(x, d), corner_mosaic(train, d), a, v, patch_size, "zeros"
+    )
+    rows, cols = prob.qpos.reshape(-1, 2).unbind(1)
+    mr, mc = mosaic_position(rows, cols, h, w, d)
+    out.x0[:, :, rows, cols] = x0[:, :, mr, mc]
+    out.source_index[:, rows, cols] = index[:, mr, mc]
+    out.source_yx[:, rows, cols] = prob.qpos.reshape(-1, 2)
+    out.weight[:, rows, cols] = weight[:, mr, mc]
+    out.entropy[:, rows, cols] = entropy[:, mr, mc]
 
 
 def _scatter(out: MachineOutput, prob: Problem, parts, b: int) -> None:

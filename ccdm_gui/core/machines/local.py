@@ -15,22 +15,39 @@ running log-sum-exp, as in ``streaming``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .patches import pad_images
 from .streaming import FLOOR
 
 # Logit elements per chunk of training images (B * n * H * W), about 16 MiB of float32.
 _CHUNK_ELEMENTS = 1 << 22
 
 
+def _band(n: int, patch_size: int, boundary: str, like: torch.Tensor) -> torch.Tensor:
+    """[n, n]: entry (i, j) counts how often pixel j lies in the window of pixel i along
+    one axis (0 or 1; with circular padding a window wider than the image wraps onto
+    itself and counts a pixel more than once)."""
+    d = patch_size // 2
+    band = torch.zeros(n, n, dtype=like.dtype, device=like.device)
+    i = torch.arange(n, device=like.device)
+    for o in range(-d, d + 1):
+        j = i + o
+        if boundary == "circular":
+            band[i, j % n] += 1
+        else:
+            inside = (j >= 0) & (j < n)
+            band[i[inside], j[inside]] += 1
+    return band
+
+
 def window_sums(images: torch.Tensor, patch_size: int, boundary: str) -> torch.Tensor:
     """[n, H, W] -> [n, H, W]: the sum over each pixel's P x P window (zero or circular
-    padding, any P), as two one-dimensional sums of P terms each."""
-    d = patch_size // 2
-    padded = pad_images(images[:, None], d, boundary)
-    rows = F.avg_pool2d(padded, (patch_size, 1), stride=1, divisor_override=1)
-    return F.avg_pool2d(rows, (1, patch_size), stride=1, divisor_override=1)[:, 0]
+    padding, any P), as two products with band matrices of ones: a window sum along an
+    axis is a matrix product, and on a CPU that ran 10-45x faster than sum pooling
+    (avg_pool2d, 1,000 images of 28x28 or 32x32, P = 1-21)."""
+    h, w = images.shape[-2:]
+    rows = _band(h, patch_size, boundary, images)
+    cols = _band(w, patch_size, boundary, images)
+    return torch.matmul(rows, images @ cols.T)
 
 
 class _LocalState:
@@ -93,3 +110,24 @@ def local_denoise(
     weight = 1.0 / s  # the winner's logit is m, so its weight is exp(0) / s
     entropy = (torch.log(s) - state.u / s).clamp_min_(0.0)
     return state.acc / s[:, None], state.best_index, weight, entropy
+
+
+def corner_mosaic(images: torch.Tensor, d: int) -> torch.Tensor:
+    """[n, C, H, W] -> [n, C, 4d, 4d]: the four 2d x 2d corner blocks side by side.
+
+    A bbELS corner pixel (within d of two borders) has one candidate per training image,
+    the patch at its own place: it is an LS pixel. Its window reaches at most 2d - 1 rows
+    and columns in from the corner and beyond it only zero padding, so in this mosaic
+    (zero padded again) it sees exactly the same window. LS of the mosaic then costs
+    about (4d)^2 pixels' box sums, not a bank of every corner pixel's patches.
+    """
+    k = 2 * d
+    top = torch.cat([images[..., :k, :k], images[..., :k, -k:]], -1)
+    bottom = torch.cat([images[..., -k:, :k], images[..., -k:, -k:]], -1)
+    return torch.cat([top, bottom], -2)
+
+
+def mosaic_position(rows: torch.Tensor, cols: torch.Tensor, h: int, w: int, d: int):
+    """Where corner pixels (rows, cols) of an H x W image lie in ``corner_mosaic``."""
+    far_r, far_c = rows >= h - d, cols >= w - d
+    return torch.where(far_r, rows - h + 4 * d, rows), torch.where(far_c, cols - w + 4 * d, cols)
