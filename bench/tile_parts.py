@@ -4,11 +4,11 @@
 
 Three parts, each measured in this process on the benchmark's data (N = 1,000 random
 32x32 images, t = 0.5):
-- per problem of bbELS (interior, four edge strips, corners): seconds of one step;
+- per problem of bbELS (interior, edge strips, corners): seconds of one step;
 - the logits product at the shapes the machines use (queries x (D + 2) x tile keys,
   keys read from a strided bank) against one 2048x2048 product, in GFLOP/s;
 - the row maximum and the exp the tile pass needs: torch's amax and exp, numba's own
-  float max, and the compiled pass's 2^x, in elements per second on one tile.
+  float max, the pass's integer max and its 2^x, in elements per second on one tile.
 """
 
 from __future__ import annotations
@@ -40,31 +40,19 @@ def best_of(fn, repeat: int = 5) -> float:
 
 
 def problems(train, x, ab, p: int) -> None:
-    """Seconds per bbELS problem: time between consecutive scatters of one step."""
-    marks = []
-    orig = api._scatter
-
-    def spy(out, prob, parts, b):
-        marks.append((prob.layout, prob.groups, prob.qpos.shape[1], time.perf_counter()))
-        orig(out, prob, parts, b)
-
-    api._scatter = spy
+    """Seconds per bbELS problem: one step run with only that problem (best of 3)."""
+    every = api.build_problems
+    parts = []
     try:
-        best = None
-        for _ in range(3):
-            marks.clear()
-            t0 = time.perf_counter()
-            api.machine_denoise(x, ab, train, "bbels", p, "zeros")
-            row = [
-                (m[0], m[1], m[2], m[3] - prev)
-                for m, prev in zip(marks, [t0] + [m[3] for m in marks[:-1]], strict=True)
+        for layout in ("valid", "rows", "cols", "each"):
+            api.build_problems = lambda *a, layout=layout, **k: [
+                pr for pr in every(*a, **k) if pr.layout == layout
             ]
-            if best is None or sum(r[3] for r in row) < sum(r[3] for r in best):
-                best = row
+            best = best_of(lambda: api.machine_denoise(x, ab, train, "bbels", p, "zeros"), 3)
+            parts.append(f"{layout} {best:.3f} s")
     finally:
-        api._scatter = orig
-    parts = ", ".join(f"{k} {g}x{m} {s:.3f} s" for k, g, m, s in best)
-    print(f"bbELS P = {p:2d}: {parts}")
+        api.build_problems = every
+    print(f"bbELS P = {p:2d}: " + ", ".join(parts) + " (rows, cols: both strips)")
 
 
 def products() -> None:
@@ -110,6 +98,11 @@ def row_passes() -> None:
                 m = a[r, t] if a[r, t] > m else m
             res[r] = m
 
+    @njit
+    def int_max(a, res):
+        for r in range(a.shape[0]):
+            res[r] = fused._row_max(a[r])
+
     @njit(fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
     def numba_exp2(a, res):
         for r in range(a.shape[0]):
@@ -119,6 +112,8 @@ def row_passes() -> None:
     mx, ex = np.empty(rows.shape[0], np.float32), np.empty_like(rows)
     rate = n / best_of(lambda: numba_max(rows, mx), 20) / 1e9
     print(f"  numba float max (one thread) {rate:.2f} G/s")
+    rate = n / best_of(lambda: int_max(rows, mx), 20) / 1e9
+    print(f"  the pass's integer max, fused._row_max (one thread) {rate:.2f} G/s")
     print(f"  numba 2^x (one thread) {n / best_of(lambda: numba_exp2(rows, ex), 20) / 1e9:.2f} G/s")
     torch.set_num_threads(1)
     print(
