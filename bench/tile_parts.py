@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccdm_gui.core.machines import api, fused  # noqa: E402
-from ccdm_gui.core.machines.streaming import TILE_ELEMENTS  # noqa: E402
+from ccdm_gui.core.machines.streaming import TILE_ALIGN, TILE_ELEMENTS  # noqa: E402
 from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
 
 
@@ -61,20 +61,29 @@ def products() -> None:
     big = 2 * n**3 / best_of(lambda: a @ b) / 1e9
     print(f"2048x2048 product: {big:.0f} GFLOP/s")
     tile = TILE_ELEMENTS * torch.get_num_threads()
-    for name, m, p in [("ELS", 1024, 3), ("ELS", 1024, 7), ("ELS", 1024, 15), ("bbELS", 676, 7)]:
+    shapes = [("ELS", 1024, 3), ("ELS", 1024, 7), ("ELS", 1024, 15)]
+    shapes += [("bbELS", 900, 3), ("bbELS", 676, 7)]
+    for name, m, p in shapes:
         k = p * p + 2
-        t = tile // m
-        q = torch.randn(1, m, k)
-        bank = torch.randn(1, k + 3, 200 * t)
-        tiles = bank[:, :k].split(t, -1)
-        out = torch.empty(1, m, t)
+        rates = []
+        # The width streaming uses (a multiple of TILE_ALIGN) and, for bbELS, the
+        # unaligned width it used before, alternately.
+        widths = [tile // m - (tile // m) % TILE_ALIGN]
+        if tile // m != widths[0]:
+            widths.append(tile // m)
+        for t in widths:
+            q = torch.randn(1, m, k)
+            bank = torch.randn(1, k + 3, 200 * t)
+            tiles = bank[:, :k].split(t, -1)
+            out = torch.empty(1, m, t)
 
-        def run(q=q, tiles=tiles, out=out):
-            for kt in tiles:
-                torch.bmm(q, kt, out=out)
+            def run(q=q, tiles=tiles, out=out):
+                for kt in tiles:
+                    torch.bmm(q, kt, out=out)
 
-        rate = 2 * m * k * t * len(tiles) / best_of(run, 3) / 1e9
-        print(f"  {name} P = {p:2d} tile {m} x {k} x {t}: {rate:.0f} GFLOP/s")
+            rate = 2 * m * k * t * len(tiles) / best_of(run, 3) / 1e9
+            rates.append(f"{m} x {k} x {t}: {rate:.0f} GFLOP/s")
+        print(f"  {name} P = {p:2d} tile " + ", unaligned ".join(rates))
 
 
 def row_passes() -> None:

@@ -82,8 +82,8 @@ _REBASE = 20.0
 # each, and 2^18 per thread beat 2^16, 2^17, 2^19 and 2^20).
 TILE_ELEMENTS = 1 << 18
 # Tile widths are cut to a multiple of this: rows then start on cache lines and the
-# product needs no ragged column block (measured 1.2-1.3x faster products at bbELS's
-# widths, 582 -> 576 and 775 -> 768 keys, in bench/tile_parts.py's setting).
+# product needs no ragged column block (bench/tile_parts.py, alternately: bbELS P = 3's
+# product 1.1-1.7x faster at 576 keys than at 582; P = 7, 768 against 775, even).
 TILE_ALIGN = 16
 # A GPU has no L2 to fit but pays a launch and a host sync per tile: far bigger tiles.
 TILE_ELEMENTS_GPU = 1 << 25
