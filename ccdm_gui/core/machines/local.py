@@ -2,11 +2,12 @@
 
 An LS pixel's candidates are the N training patches centred at that same pixel, so its
 cross term is a window sum of the product image: <x_patch(i,j), t_patch(i,j)> =
-sum over the P x P window around (i,j) of x * t. One product and one separable window
-sum per (noisy image, training image) pair gives every pixel's logit at once: about
-H*W*(C + 2P) operations per pair instead of H*W*C*P*P for cutting and multiplying
-patches, and no patch is ever materialised. The patch norms are window sums of t*t,
-shared by every noisy image.
+sum over the P x P window around (i,j) of x * t. One product image and one window sum
+per (noisy image, training image) pair gives every pixel's logit at once, and no patch
+is ever materialised. The window sum is two matrix products with band matrices of ones
+(H*W*(H + W) multiply-adds per pair, whatever P, at matrix-product speed) instead of
+H*W*C*P*P for cutting and multiplying patches. The patch norms are window sums of t*t,
+shared by every noisy image. bbELS's corner pixels are LS pixels too (corner_mosaic).
 
 The softmax over the N training images is streamed over chunks of images with an exact
 running log-sum-exp, as in ``streaming``.
