@@ -203,11 +203,12 @@ def _corners(out: MachineOutput, x, train, a, v, patch_size: int, prob: Problem)
     x0, index, weight, entropy = local_denoise(
         corner_mosaic(x, d), corner_mosaic(train, d), a, v, patch_size, "zeros"
     )
-    rows, cols = prob.qpos.reshape(-1, 2).unbind(1)
+    pos = prob.qpos.reshape(-1, 2)
+    rows, cols = pos.unbind(1)
     mr, mc = mosaic_position(rows, cols, h, w, d)
     out.x0[:, :, rows, cols] = x0[:, :, mr, mc]
     out.source_index[:, rows, cols] = index[:, mr, mc]
-    out.source_yx[:, rows, cols] = prob.qpos.reshape(-1, 2)
+    out.source_yx[:, rows, cols] = pos
     out.weight[:, rows, cols] = weight[:, mr, mc]
     out.entropy[:, rows, cols] = entropy[:, mr, mc]
 

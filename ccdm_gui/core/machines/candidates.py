@@ -19,11 +19,12 @@ MACHINES = ("ideal", "ls", "els", "bbels")
 BOUNDARIES = ("zeros", "circular")
 
 
-# How a problem's keys are laid out in the unfold (im2col) of a slab, a rectangle of the
+# How a problem's keys are laid out in the windows of a slab, a rectangle of the
 # training image padded by d: "valid" one group holding every window, row-major; "rows"
-# one group per window row (keys along it); "cols" one group per window column; "each"
-# one group per window (one key per image). Cutting by unfold is several times faster
-# than gathering patches by index, and no per-pixel copy of a window is ever made.
+# one group per window row (keys along it); "cols" one group per window column. Cutting
+# from a slab is several times faster than gathering patches by index, and no per-pixel
+# copy of a window is ever made. "each": one group per pixel, its one key per image the
+# patch at that pixel (LS, bbELS corners); computed by window sums (local.py), no slab.
 LAYOUTS = ("valid", "rows", "cols", "each")
 
 
@@ -33,9 +34,9 @@ class Problem:
     kpos: torch.Tensor  # [G, Kp, 2] candidate patch centres in each training image
     query_boundary: str
     key_boundary: str
-    # Slabs (row0, row1, col0, col1) of the training images padded by d (per
-    # key_boundary) whose windows are the keys, groups concatenated in slab order and
-    # matching kpos; empty: cut kpos by index (one-pixel problems of top_candidates).
+    # The slab (row0, row1, col0, col1) of the training images padded by d (per
+    # key_boundary) whose windows are the keys, matching kpos; empty: no slab ("each"
+    # problems, and the one-pixel problems of top_candidates, which cut kpos by index).
     slabs: tuple[tuple[int, int, int, int], ...] = ()
     layout: str = "valid"
 
@@ -67,8 +68,7 @@ def build_problems(
     d = patch_size // 2
     if machine == "ls":
         pos = grid_positions(range(h), range(w), device)[:, None, :]
-        whole = ((0, h + 2 * d, 0, w + 2 * d),)
-        return [Problem(pos, pos, boundary, boundary, whole, "each")]
+        return [Problem(pos, pos, boundary, boundary, layout="each")]
     if machine == "els":
         q = grid_positions(range(h), range(w), device)[None]
         k = grid_positions(range(d, h - d), range(d, w - d), device)[None]
@@ -102,11 +102,8 @@ def _bbels_problems(d: int, h: int, w: int, device: torch.device | str) -> list[
     ]
     blocks = [(top, left), (top, right), (bottom, left), (bottom, right)]
     corners = torch.cat([grid_positions(rr, cc, device) for rr, cc in blocks])[:, None, :]
-    corner_slabs = tuple(
-        (rr.start, rr.stop + 2 * d, cc.start, cc.stop + 2 * d) for rr, cc in blocks
-    )
     problems += [Problem(pos, pos, "zeros", "zeros", (slab,), kind) for pos, kind, slab in strips]
-    problems.append(Problem(corners, corners, "zeros", "zeros", corner_slabs, "each"))
+    problems.append(Problem(corners, corners, "zeros", "zeros", layout="each"))
     return problems
 
 

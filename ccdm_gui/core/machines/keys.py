@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .candidates import Problem
 from .dedup import UniqueKeys
-from .patches import centre_values, gather_patches, pad_images
+from .patches import centre_values, gather_patches, pad_images, window_band
 from .streaming import KeyChunk
 
 
@@ -26,23 +26,16 @@ def _bank(g: int, d: int, c: int, k: int, like: torch.Tensor) -> torch.Tensor:
 def slab_windows(
     padded: torch.Tensor, problem: Problem, patch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of the problem's slabs: keys [n, D, G, Kp] and centre values [n, C, G, Kp]."""
+    """Windows of a one-group "valid" problem's slab (edge strips are cut by
+    strip_chunk, corners are LS pixels: api._corners): keys [n, D, 1, Kp] and centre
+    values [n, C, 1, Kp]."""
+    ((r0, r1, c0, c1),) = problem.slabs
     n, c = padded.shape[:2]
     p, d = patch_size, patch_size // 2
-    keys, vals = [], []
-    for r0, r1, c0, c1 in problem.slabs:
-        slab = padded[:, :, r0:r1, c0:c1]
-        nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
-        k = F.unfold(slab, p).view(n, -1, nr, nc)
-        v = slab[:, :, d : d + nr, d : d + nc]
-        # Only one-group "valid" problems come here: edge strips are cut by strip_chunk,
-        # corners are LS pixels (api._corners).
-        k, v = k.reshape(n, -1, 1, nr * nc), v.reshape(n, c, 1, nr * nc)
-        keys.append(k)
-        vals.append(v)
-    if len(keys) == 1:
-        return keys[0], vals[0]
-    return torch.cat(keys, 2), torch.cat(vals, 2)
+    slab = padded[:, :, r0:r1, c0:c1]
+    nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
+    keys = F.unfold(slab, p).view(n, -1, 1, nr * nc)
+    return keys, slab[:, :, d : d + nr, d : d + nc].reshape(n, c, 1, nr * nc)
 
 
 def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: int) -> None:
@@ -131,15 +124,8 @@ def _window_norms(slab: torch.Tensor, p: int) -> torch.Tensor:
     x = slab.to(torch.float64)
     sq = x[:, 0].square() if x.shape[1] == 1 else x.square().sum(1)
     h, w = sq.shape[-2:]
-    rows, cols = _valid_band(h, p, sq), _valid_band(w, p, sq)
+    rows, cols = window_band(h, p, sq), window_band(w, p, sq)
     return torch.matmul(rows, sq @ cols.T)[:, None].to(slab.dtype)
-
-
-def _valid_band(n: int, p: int, like: torch.Tensor) -> torch.Tensor:
-    """[n - p + 1, n]: row i has ones at columns i..i+p-1 (the i-th valid window)."""
-    i = torch.arange(n - p + 1, device=like.device)[:, None]
-    j = torch.arange(n, device=like.device)[None, :]
-    return ((j >= i) & (j < i + p)).to(like.dtype)
 
 
 def key_chunks(

@@ -17,27 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from .patches import window_band
 from .streaming import FLOOR
 
 # Logit elements per chunk of training images (B * n * H * W), about 16 MiB of float32.
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def _band(n: int, patch_size: int, boundary: str, like: torch.Tensor) -> torch.Tensor:
-    """[n, n]: entry (i, j) counts how often pixel j lies in the window of pixel i along
-    one axis (0 or 1; with circular padding a window wider than the image wraps onto
-    itself and counts a pixel more than once)."""
-    d = patch_size // 2
-    band = torch.zeros(n, n, dtype=like.dtype, device=like.device)
-    i = torch.arange(n, device=like.device)
-    for o in range(-d, d + 1):
-        j = i + o
-        if boundary == "circular":
-            band[i, j % n] += 1
-        else:
-            inside = (j >= 0) & (j < n)
-            band[i[inside], j[inside]] += 1
-    return band
 
 
 def window_sums(images: torch.Tensor, patch_size: int, boundary: str) -> torch.Tensor:
@@ -46,8 +30,8 @@ def window_sums(images: torch.Tensor, patch_size: int, boundary: str) -> torch.T
     axis is a matrix product, and on a CPU that ran 10-45x faster than sum pooling
     (avg_pool2d, 1,000 images of 28x28 or 32x32, P = 1-21)."""
     h, w = images.shape[-2:]
-    rows = _band(h, patch_size, boundary, images)
-    cols = _band(w, patch_size, boundary, images)
+    rows = window_band(h, patch_size, images, boundary)
+    cols = window_band(w, patch_size, images, boundary)
     return torch.matmul(rows, images @ cols.T)
 
 

@@ -24,6 +24,25 @@ def window_index(centres: torch.Tensor, size: int, patch_size: int, boundary: st
     return centres[:, None] + offsets[None, :]
 
 
+def window_band(n: int, patch_size: int, like: torch.Tensor, boundary: str = "valid"):
+    """Window sums along one axis of length n as a matrix of window counts: entry
+    (i, j) counts how often pixel j lies in window i. "valid": [n - P + 1, n], the
+    windows fully inside. "zeros" / "circular": [n, n], the window centred on each pixel
+    of the padded axis, padding dropped or folded back (a circular window wider than
+    the image counts a pixel more than once)."""
+    d = patch_size // 2
+    size = n if boundary == "valid" else n + 2 * d
+    i = torch.arange(size - patch_size + 1, device=like.device)[:, None]
+    j = torch.arange(size, device=like.device)[None, :]
+    band = ((j >= i) & (j < i + patch_size)).to(like.dtype)
+    if boundary == "valid":
+        return band
+    if boundary == "circular":
+        folded = torch.zeros(n, n, dtype=like.dtype, device=like.device)
+        return folded.index_add_(1, (j[0] - d) % n, band)
+    return band[:, d : d + n]
+
+
 def pad_for(images: torch.Tensor, patch_size: int, boundary: str) -> torch.Tensor:
     if boundary == "circular":
         return images
