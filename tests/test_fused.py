@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -156,3 +157,55 @@ def test_a_pass_that_fails_to_compile_leaves_the_torch_route(monkeypatch):
     monkeypatch.undo()
     assert fused.available()
     torch.testing.assert_close(out.x0, machine_denoise(x, 0.6, train, "els", 3, "circular").x0)
+
+
+_FEATURES_PROBE = (
+    "import os; from ccdm_gui.core.machines import fused; "
+    "print(os.environ.get('NUMBA_CPU_FEATURES', 'unset')[-20:])"
+)
+
+
+def _probe(env_extra: dict) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "CCDM_NO"))}
+    env.update(env_extra)
+    run = subprocess.run(
+        [sys.executable, "-c", _FEATURES_PROBE], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_wide_vectors_only_where_the_cpu_has_them_and_the_user_did_not_choose():
+    import llvmlite.binding as llvm
+
+    has_avx512 = bool(llvm.get_host_cpu_features().get("avx512f"))
+    found = _probe({})
+    if has_avx512:
+        assert found.endswith(",-prefer-256-bit")
+    else:
+        assert found == "unset"
+    assert _probe({"CCDM_NO_WIDE": "1"}) == "unset"
+    assert _probe({"NUMBA_CPU_FEATURES": "+sse2"}) == "+sse2"
+
+
+def test_the_pass_is_compiled_with_512_bit_vectors_on_avx512():
+    import llvmlite.binding as llvm
+
+    if not llvm.get_host_cpu_features().get("avx512f") or os.environ.get("CCDM_NO_WIDE"):
+        pytest.skip("this CPU has no AVX-512 (or wide vectors were switched off)")
+
+    # Compiled here, not loaded from numba's cache (whose functions keep no assembly).
+    @fused.njit(fastmath=fused._FAST, cache=False)
+    def total(x):
+        acc = x[0] - x[0]
+        for t in range(x.size):
+            acc += fused.exp2(x[t])
+        return acc
+
+    total(np.zeros(64, np.float32))
+    asm = "".join(total.inspect_asm().values())
+    assert "zmm" in asm

@@ -87,6 +87,28 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
     _compare(out, ref)
 
 
+@pytest.mark.parametrize("chunk,compiled", [(None, True), (13, True), (13, False)])
+@pytest.mark.parametrize(
+    "machine,boundary,p,c,h,w,ab",
+    [
+        ("els", "circular", 7, 1, 10, 12, 0.9),
+        ("els", "zeros", 9, 3, 11, 12, 0.3),
+        ("bbels", "zeros", 7, 3, 12, 10, 0.9),
+        ("bbels", "zeros", 9, 1, 13, 11, 0.3),
+    ],
+)
+def test_large_patches_on_larger_images_match_reference(
+    monkeypatch, machine, boundary, p, c, h, w, ab, chunk, compiled
+):
+    # The sizes above fall back to LS from P = 7 on; here P = 7 and 9 run the real
+    # machines (bbELS with edge strips 3 and 4 pixels deep), with chunk=13 in several
+    # chunks of images too, and on the torch route (GPUs, no numba).
+    monkeypatch.setattr(fused, "ENABLED", compiled)
+    x, train = _case(40 + p + c, c, h, w, 9, 2, ab)
+    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=chunk)
+    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+
+
 def test_float32_on_a_cpu_takes_the_compiled_pass():
     # numba is a dependency: the reference cases above must be exercising the compiled
     # pass, not silently the torch route.
