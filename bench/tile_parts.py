@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/tile_parts.py --threads 2
 
-Three parts, each measured in this process on the benchmark's data (N = 1,000 random
+Three parts (or, with --tile-sizes 18 19, the eight steps at each tile size), each
+measured in this process on the benchmark's data (N = 1,000 random
 32x32 images, t = 0.5):
 - per problem of bbELS (interior, edge strips, corners): seconds of one step;
 - the logits product at the shapes the machines use (queries x (D + 2) x tile keys,
@@ -86,6 +87,34 @@ def products() -> None:
         print(f"  {name} P = {p:2d} tile " + ", unaligned ".join(rates))
 
 
+def tile_sizes(train, x, ab, exponents: list[int], rounds: int = 5) -> None:
+    """Seconds of each benchmark step with streaming.TILE_ELEMENTS = 2^e per thread, the
+    sizes alternating within each round (best of ``rounds``), and their sums."""
+    from ccdm_gui.core.machines import streaming
+
+    keep = streaming.TILE_ELEMENTS
+    machines = (("els", "circular"), ("bbels", "zeros"))
+    cases = [(m, b, p) for m, b in machines for p in (3, 7, 11, 15)]
+    total = dict.fromkeys(exponents, 0.0)
+    try:
+        for machine, boundary, p in cases:
+            best = dict.fromkeys(exponents, math.inf)
+            api.machine_denoise(x, ab, train, machine, p, boundary)
+            for _ in range(rounds):
+                for e in exponents:
+                    streaming.TILE_ELEMENTS = 1 << e
+                    t0 = time.perf_counter()
+                    api.machine_denoise(x, ab, train, machine, p, boundary)
+                    best[e] = min(best[e], time.perf_counter() - t0)
+            for e in exponents:
+                total[e] += best[e]
+            times = ", ".join(f"2^{e}: {best[e]:.3f} s" for e in exponents)
+            print(f"  {machine} P = {p:2d} tile elements per thread {times}")
+    finally:
+        streaming.TILE_ELEMENTS = keep
+    print("  sum " + ", ".join(f"2^{e}: {total[e]:.2f} s" for e in exponents))
+
+
 def row_passes() -> None:
     rows = np.random.default_rng(0).uniform(-30, 0, (1024, 512)).astype(np.float32)
     rt = torch.from_numpy(rows)
@@ -133,6 +162,13 @@ def row_passes() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--tile-sizes",
+        type=int,
+        nargs="+",
+        metavar="E",
+        help="only time the eight benchmark steps with 2^E logits per tile and thread",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,6 +177,9 @@ def main() -> None:
     train = torch.rand(1000, 1, 32, 32, generator=g) * 2 - 1
     x = math.sqrt(ab) * (torch.rand(1, 1, 32, 32, generator=g) * 2 - 1)
     x = x + math.sqrt(1 - ab) * torch.randn(1, 1, 32, 32, generator=g)
+    if args.tile_sizes:
+        tile_sizes(train, x, ab, args.tile_sizes)
+        return
     for p in (3, 7, 15):
         problems(train, x, ab, p)
     products()

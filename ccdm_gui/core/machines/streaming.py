@@ -76,11 +76,13 @@ class StreamResult:
 # Logits may exceed the shift by this much before m moves: exp(20) * 6e7 candidates
 # stays far inside float32.
 _REBASE = 20.0
-# Logit elements per tile and CPU thread: 1 MiB of float32 each, which with its share
-# of the key tile fits in a core's L2. The threads split every tensor call of a tile
-# (measured on 2 cores: 1.3x faster in sum than blocks of queries on one Python thread
-# each, and 2^18 per thread beat 2^16, 2^17, 2^19 and 2^20).
-TILE_ELEMENTS = 1 << 18
+# Logit elements per tile and CPU thread: 2 MiB of float32 each. The threads split
+# every call of a tile (measured on 2 cores: 1.3x faster in sum than blocks of queries
+# on one Python thread each). With the torch passes 2^18, which fits a core's L2, beat
+# 2^16, 2^17, 2^19 and 2^20; since the compiled pass (one call per tile, each with a
+# fixed cost of launching threads) 2^19 beats 2^18 by 1.07-1.08x over the eight
+# benchmark steps (three runs, as bench/tile_parts.py --tile-sizes 18 19) and ties 2^20.
+TILE_ELEMENTS = 1 << 19
 # Tile widths are cut to a multiple of this: rows then start on cache lines and the
 # product needs no ragged column block (bench/tile_parts.py, alternately: bbELS P = 3's
 # product 1.1-1.7x faster at 576 keys than at 582; P = 7, 768 against 775, even).
