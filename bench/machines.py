@@ -12,7 +12,8 @@ For each machine and patch size it prints seconds per step, the achieved cross-t
 GFLOP/s and exps per second, how far that is from what this machine's own matmul and
 exp rates allow for the same arithmetic ("x bound": flops / matmul rate + exps / exp
 rate, measured in this process at the start and after every case; the fastest reading
-so far counts), and the speed-up over a straightforward
+of the whole table counts for every row, so rows print when the table is done), and
+the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
 queries) run in the same process on the same inputs. ``--torch-route`` also times each
 step with the compiled tile pass switched off (what a GPU or a machine without numba
