@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,10 +168,6 @@ _FEATURES_PROBE = (
 
 
 def _probe(env_extra: dict) -> str:
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "CCDM_NO"))}
     env.update(env_extra)
     run = subprocess.run(
@@ -195,7 +193,7 @@ def test_wide_vectors_only_where_the_cpu_has_them_and_the_user_did_not_choose():
 def test_the_pass_is_compiled_with_512_bit_vectors_on_avx512():
     import llvmlite.binding as llvm
 
-    if not llvm.get_host_cpu_features().get("avx512f") or os.environ.get("CCDM_NO_WIDE"):
+    if not llvm.get_host_cpu_features().get("avx512f") or fused.switched_off("CCDM_NO_WIDE"):
         pytest.skip("this CPU has no AVX-512 (or wide vectors were switched off)")
 
     # Compiled here, not loaded from numba's cache (whose functions keep no assembly).

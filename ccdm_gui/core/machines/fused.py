@@ -42,20 +42,26 @@ if getattr(sys, "frozen", False):
     os.environ.setdefault("NUMBA_CACHE_DIR", _frozen_cache_dir())
 
 
+def switched_off(name: str) -> bool:
+    """Whether the environment switch ``name`` (CCDM_NO_FUSED, CCDM_NO_WIDE) is set."""
+    return os.environ.get(name, "") in ("1", "true")
+
+
 def _wide_vectors() -> None:
     """Let numba use 512-bit vectors where the CPU has AVX-512.
 
     LLVM tunes Skylake-X and its successors to prefer 256-bit vectors (wide ones lower
     the clock, which costs mixed scalar code more than it gains); the tile pass is pure
-    vector arithmetic, and its exp loop ran 1.4-1.6x faster with 512-bit vectors
-    (bench/tile_parts.py). numba reads its features once, at import, so this runs
+    vector arithmetic, and with 512-bit vectors the eight benchmark steps ran 1.23x
+    faster in sum (ELS 1.35x; bench/machines.py with CCDM_NO_WIDE=1 and without, three
+    rounds, README performance). numba reads its features once, at import, so this runs
     before the import; a user's own NUMBA_CPU_NAME or NUMBA_CPU_FEATURES wins, and
     CCDM_NO_WIDE=1 keeps LLVM's choice (to compare).
     """
     keep = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
     if "numba" in sys.modules or any(os.environ.get(k) for k in keep):
         return
-    if os.environ.get("CCDM_NO_WIDE", "") in ("1", "true"):
+    if switched_off("CCDM_NO_WIDE"):
         return
     try:
         import llvmlite.binding as llvm
@@ -76,7 +82,7 @@ except Exception:  # pragma: no cover - exercised only where numba is missing or
     numba = None
 
 # Switched off by CCDM_NO_FUSED=1 (to compare, or to rule the kernel out).
-_SWITCHED_OFF = os.environ.get("CCDM_NO_FUSED", "") in ("1", "true")
+_SWITCHED_OFF = switched_off("CCDM_NO_FUSED")
 ENABLED = numba is not None and not _SWITCHED_OFF
 
 # Reordering sums lets the compiler vectorise them; "no infinities" must stay off, since
