@@ -37,7 +37,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ccdm_gui.core.machines import candidate_count, dedup, fused, machine_denoise  # noqa: E402
+from ccdm_gui.core.machines import (  # noqa: E402
+    candidate_count,
+    dedup,
+    fused,
+    machine_denoise,
+    native,
+)
 from ccdm_gui.core.machines.candidates import build_problems  # noqa: E402
 from ccdm_gui.core.machines.patches import gather_patches  # noqa: E402
 from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
@@ -185,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"this machine: matmul {mm_rate:.1f} GFLOP/s, exp {exp_rate / 1e9:.2f} G/s")
     route = "on" if fused.available() and device.type == "cpu" else "off"
     print(f"compiled tile pass (numba, core/machines/fused.py): {route}")
+    if device.type == "cpu":
+        fold = f"{native.isa()}, patches up to {native.MAX_DIM} numbers"
+        print(f"compiled fold (foldc.c): {fold if native.available() else native.reason}")
     for data in args.data:
         train, clean = dataset(data, args.n)
         g = torch.Generator().manual_seed(1)
@@ -207,6 +216,7 @@ def dataset(name: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
+    native_on = native.ENABLED
     print(
         f"\n{data} training images; 'cold s' is the first call (hashing for the patch"
         " merge), 's/step' the best warm one; GFLOP/s, Gexp/s and x bound count every"
@@ -231,11 +241,11 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
                 # Alternating with the compiled route, so both see the same machine mood.
                 torch_s = math.inf
                 for _ in range(args.repeat):
-                    fused.ENABLED = False
+                    fused.ENABLED = native.ENABLED = False
                     try:
                         torch_s = min(torch_s, best_time(run, device, 1))
                     finally:
-                        fused.ENABLED = True
+                        fused.ENABLED, native.ENABLED = True, native_on
                     secs = min(secs, best_time(run, device, 1))
             # This machine's speed drifts within a run: the rates are measured again after
             # each case, and the fastest reading of the table counts for all its rows

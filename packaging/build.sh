@@ -123,9 +123,11 @@ log "installing ccdm-gui into the build environment"
 # pinned above; a resolver here could only add what the lock leaves out.
 rm -rf "$BUILD/src"
 mkdir -p "$BUILD/src"
-cp -r pyproject.toml ccdm_gui "$BUILD/src/"
+cp -r pyproject.toml setup.py ccdm_gui "$BUILD/src/"
 if [ -f README.md ]; then cp README.md "$BUILD/src/"; fi
 find "$BUILD/src" -name __pycache__ -prune -exec rm -rf {} +
+# the compiled fold as built in place for this checkout's venv: built afresh below
+find "$BUILD/src" \( -name '*.so' -o -name '*.pyd' \) -delete
 "$VPY" -m pip install --no-deps --no-build-isolation --force-reinstall --no-cache-dir \
     "$BUILD/src" >/dev/null
 "$VPY" -m pip check

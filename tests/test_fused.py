@@ -1,4 +1,5 @@
-"""The compiled CPU tile pass (core/machines/fused.py) against float64 arithmetic."""
+"""The compiled CPU passes (numba's core/machines/fused.py and the compiled fold,
+foldc.c through native.py) against float64 arithmetic."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from routes import use_route
 
-from ccdm_gui.core.machines import fused, streaming
+from ccdm_gui.core.machines import fused, native, streaming
 from ccdm_gui.core.machines.streaming import KeyChunk, StreamingSoftmax
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,16 +75,20 @@ def _softmax_reference(q, keys, values, counts, key_scale):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("tile", [7, 64, 10_000])
 @pytest.mark.parametrize("margin", [0.0, 20.0])
-def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, margin):
+@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
+def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, margin, route):
     # Chunks come in order of growing logit scale, so later tiles beat the shift by far
     # more than the rebase margin; the first chunk sets it from nothing. With no margin
     # every improvement moves the shift by a little, and the kept sums must follow.
+    # The compiled fold has no tiles but blocks of keys: tile sets their size.
+    use_route(monkeypatch, route)
     monkeypatch.setattr(streaming, "_REBASE32", np.float32(margin))
+    monkeypatch.setattr(native, "_BLOCK_FLOATS", tile * (6 + 2 + cv))
     g = torch.Generator().manual_seed(cv * 100 + tile + weighted)
-    groups, m, d = 2, 5, 6
+    groups, m, d = 2, 5 if tile < 64 else 37, 6
     q = torch.randn(groups, m, d, generator=g)
     st = StreamingSoftmax(q, 0.4, cv, tile_elements=tile * groups * m)
-    assert st.fused
+    assert st.fused if route == "numba" else st.native
     allk, allv, allc = [], [], []
     for i, (scale, k) in enumerate([(0.5, 9), (3.0, 40), (8.0, 23)]):
         keys = torch.randn(groups, d, k, generator=g) * scale
@@ -106,9 +112,11 @@ def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, 
     assert torch.equal(flat + res.best_kpos, top)
 
 
-def test_tiny_weights_vanish_instead_of_going_denormal():
+@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
+def test_tiny_weights_vanish_instead_of_going_denormal(monkeypatch, route):
     # Logits far below the row's best contribute nothing (and must not turn into NaN or
     # slow denormals): one key dominates by 1000 nats.
+    use_route(monkeypatch, route)
     q = torch.ones(1, 2, 1)
     keys = torch.tensor([[[0.0, 1000.0, -1000.0, 3.0]]])
     bank = torch.cat([keys, torch.empty(1, 2, 4), torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])], 1)
@@ -122,9 +130,11 @@ def test_tiny_weights_vanish_instead_of_going_denormal():
     assert math.isfinite(float(res.entropy.sum()))
 
 
-def test_tiles_of_negligible_candidates_are_skipped():
+@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
+def test_tiles_of_negligible_candidates_are_skipped(monkeypatch, route):
     # A second chunk whose every logit lies ~1400 nats below the winner's adds nothing;
     # its values are NaN, so a result without NaN shows those rows were never read.
+    use_route(monkeypatch, route)
     q = torch.ones(1, 3, 1)
     near = torch.tensor([[[2.0, 1.0]]])
     far = torch.full((1, 1, 50), -1000.0)
@@ -146,6 +156,7 @@ def test_a_pass_that_fails_to_compile_leaves_the_torch_route(monkeypatch):
     def broken():
         raise RuntimeError("no LLVM here")
 
+    monkeypatch.setattr(native, "ENABLED", False)
     monkeypatch.setattr(fused, "_ready", False)
     monkeypatch.setattr(fused, "ENABLED", True)
     monkeypatch.setattr(fused, "reason", "")

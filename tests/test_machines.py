@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from machine_reference import candidates, reference_denoise, reference_top
+from routes import use_route
 
 from ccdm_gui.core.machines import (
     MachineOutput,
@@ -19,6 +20,7 @@ from ccdm_gui.core.machines import (
     fused,
     local,
     machine_denoise,
+    native,
     top_candidates,
 )
 from ccdm_gui.core.sampler import initial_noise, sample
@@ -87,7 +89,10 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
     _compare(out, ref)
 
 
-@pytest.mark.parametrize("chunk,compiled", [(None, True), (13, True), (13, False)])
+@pytest.mark.parametrize(
+    "chunk,route",
+    [(None, "native"), (13, "native-avx2"), (None, "numba"), (13, "numba"), (13, "torch")],
+)
 @pytest.mark.parametrize(
     "machine,boundary,p,c,h,w,ab",
     [
@@ -98,32 +103,48 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
     ],
 )
 def test_large_patches_on_larger_images_match_reference(
-    monkeypatch, machine, boundary, p, c, h, w, ab, chunk, compiled
+    monkeypatch, machine, boundary, p, c, h, w, ab, chunk, route
 ):
     # The sizes above fall back to LS from P = 7 on; here P = 7 and 9 run the real
     # machines (bbELS with edge strips 3 and 4 pixels deep), with chunk=13 in several
-    # chunks of images too, and on the torch route (GPUs, no numba).
-    monkeypatch.setattr(fused, "ENABLED", compiled)
+    # chunks of images too, on each CPU route.
+    use_route(monkeypatch, route)
     x, train = _case(40 + p + c, c, h, w, 9, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary, chunk=chunk)
     _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
-def test_float32_on_a_cpu_takes_the_compiled_pass():
-    # numba is a dependency: the reference cases above must be exercising the compiled
-    # pass, not silently the torch route.
+def test_float32_on_a_cpu_takes_the_compiled_fold(monkeypatch):
+    # The compiled fold is built on install here (and numba is a dependency): the
+    # reference cases above must be exercising them, not silently the torch route.
     from ccdm_gui.core.machines.streaming import StreamingSoftmax
 
-    assert fused.available()
+    assert native.available(), native.reason
+    assert fused.available(), fused.reason
+    st = StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3)
+    assert st.native and not st.fused
+    long = StreamingSoftmax(torch.zeros(1, 4, native.MAX_DIM + 1), 0.5, 1)  # P = 7 and up
+    assert long.fused and not long.native
+    for dtype, cv in [(torch.float64, 3), (torch.float32, 64)]:  # float64; the ideal machine
+        st = StreamingSoftmax(torch.zeros(1, 4, 9, dtype=dtype), 0.5, cv)
+        assert not st.native and not st.fused
+    monkeypatch.setattr(native, "ENABLED", False)
     assert StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3).fused
-    assert not StreamingSoftmax(torch.zeros(1, 4, 9, dtype=torch.float64), 0.5, 3).fused
-    assert not StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 64).fused  # the ideal machine
+
+
+@pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[2::4])
+def test_numba_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
+    # Where the compiled fold is not built (no C compiler at install, no AVX2).
+    use_route(monkeypatch, "numba")
+    x, train = _case(seed + 200, c, h, w, 1 + (seed * 3) % 13, 2, ab)
+    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=11)
+    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[::4])
 def test_torch_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
     # The route a GPU (or a machine without numba) takes, checked here on the CPU.
-    monkeypatch.setattr(fused, "ENABLED", False)
+    use_route(monkeypatch, "torch")
     x, train = _case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary, chunk=9)
     _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
@@ -450,7 +471,7 @@ def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor(monkeypatch):
     # only grows, so that is the lowest the logits of the chunk ever were).
     from ccdm_gui.core.machines.streaming import FLOOR, KeyChunk, StreamingSoftmax
 
-    monkeypatch.setattr(fused, "ENABLED", False)
+    use_route(monkeypatch, "torch")
     g = torch.Generator().manual_seed(3)
     seen = set()
     for d, ab, spread in [(9, 0.5, 1.0), (9, 0.5, 3.0), (49, 0.5, 1.0), (9, 0.99, 1.0)]:

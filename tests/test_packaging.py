@@ -39,7 +39,7 @@ def packaging(fn):
 
 # Everything the bundle or the packages are made from; a change to any of them
 # makes the cached dist/ stale.
-BUILD_INPUTS = ["ccdm_gui", "models", "resources", "packaging", "pyproject.toml"]
+BUILD_INPUTS = ["ccdm_gui", "models", "resources", "packaging", "pyproject.toml", "setup.py"]
 
 
 def _version() -> str:
@@ -104,6 +104,8 @@ def _assert_selftest(proc: subprocess.CompletedProcess) -> None:
     assert "self-test OK" in proc.stdout, out
     # numba is bundled: the frozen app must compile and run the CPU machines' tile pass
     assert "CPU machines: compiled tile pass" in proc.stdout, out
+    # and so is the compiled fold (foldc.c, an extension module)
+    assert "compiled fold (AVX" in proc.stdout, out
 
 
 @packaging

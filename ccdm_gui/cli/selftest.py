@@ -142,9 +142,13 @@ def check_machine(ctx: _Context) -> str:
             train_indices=np.arange(_TRAIN_N, dtype=np.int64),
         ),
     )
-    from ..core.machines import fused
+    from ..core.machines import fused, native
 
     route = "compiled tile pass" if fused.available() else f"torch route ({fused.reason})"
+    if native.available():
+        route += f", compiled fold ({native.isa()}) for patches up to {native.MAX_DIM} numbers"
+    else:
+        route += f", no compiled fold ({native.reason})"
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
         f"CPU machines: {route}"

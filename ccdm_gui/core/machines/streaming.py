@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import fused
+from . import fused, native
 
 
 @dataclass
@@ -137,14 +137,17 @@ class StreamingSoftmax:
         ``separate_keys``: the chunks will carry their patches apart from the bank."""
         g, m, d = queries.shape
         self.d, self.key_scale = d, key_scale
-        self.fused = (
-            queries.device.type == "cpu"
-            and queries.dtype == torch.float32
-            and value_dim <= _FUSED_VALUES
-            and fused.available()
+        cpu32 = queries.device.type == "cpu" and queries.dtype == torch.float32
+        self.native = (
+            cpu32 and d <= native.MAX_DIM and value_dim <= native.MAX_VALUES and native.available()
         )
+        self.fused = cpu32 and not self.native and value_dim <= _FUSED_VALUES and fused.available()
         # Folding the entropy into the value product needs the patches in the bank.
-        self.fold = d + 2 + value_dim <= _FOLD_WIDTH and not separate_keys and not self.fused
+        self.fold = (
+            d + 2 + value_dim <= _FOLD_WIDTH
+            and not separate_keys
+            and not (self.fused or self.native)
+        )
         self.qa = torch.empty(g, m, d + 2, dtype=queries.dtype, device=queries.device)
         self.qa[..., :d] = queries
         self.qa[..., d] = 1.0
@@ -164,7 +167,9 @@ class StreamingSoftmax:
         if self.tile > TILE_ALIGN:
             self.tile -= self.tile % TILE_ALIGN
         self._buf: torch.Tensor | None = None
-        if self.fused:
+        if self.native:
+            self._init_native(g, m, value_dim)
+        elif self.fused:
             self._init_fused(g, m, value_dim)
         else:
             self._init_torch(g, m, value_dim)
@@ -200,12 +205,78 @@ class StreamingSoftmax:
         state = (self.best, self._best_j, self._changed, self._s, self._u, self._acc)
         self._np_state = (self.qa.numpy()[..., self.d + 1], *(t.numpy() for t in state))
 
+    def _init_native(self, g: int, m: int, value_dim: int) -> None:
+        # Base-2 state as in _init_fused, in the kernel's layout: queries padded to whole
+        # blocks of lanes, each block's k-th numbers side by side ([G, Mpad / L, D, L]),
+        # per-query arrays [G, Mpad], the value sums [G, Cv, Mpad]. Padding lanes compute
+        # junk that is never read.
+        d, lanes = self.d, native.LANES
+        mpad = -(-m // lanes) * lanes
+        self._mpad = mpad
+        q = np.zeros((g, mpad, d), np.float32)
+        q[:, :m] = (self.qa[..., :d] * _LOG2E).numpy()
+        self._qt = np.ascontiguousarray(q.reshape(g, mpad // lanes, lanes, d).transpose(0, 1, 3, 2))
+        self._shift = np.zeros((g, mpad), np.float32)
+        self._nbest = np.full((g, mpad), -np.inf, np.float32)
+        self._nbest_j = np.zeros((g, mpad), np.int64)
+        self._nchanged = np.zeros((g, mpad), np.uint8)
+        self._ns = np.zeros((g, mpad))
+        self._nu = np.zeros((g, mpad))
+        self._nacc = np.zeros((g, value_dim, mpad))
+
+    def _update_native(self, chunk: KeyChunk) -> None:
+        d, mpad = self.d, self._mpad
+        g = self._qt.shape[0]
+        r = chunk.bias_row(d)
+        bank = chunk.bank.contiguous()
+        keys = bank[:, :d] if chunk.keys is None else chunk.keys
+        if keys.stride(-1) != 1:
+            keys = keys.contiguous()
+        k_n = keys.shape[-1]
+        cv = bank.shape[1] - r - 2
+        if not self.started:
+            # The first shift is the logit of the first key, a logit seen: every sum then
+            # holds a term of at least 1, which the floor and the skip rely on.
+            k0 = keys[:, :, 0].numpy()
+            b0 = bank[:, r, 0].numpy()
+            dots = np.einsum("gbdl,gd->gbl", self._qt, k0).reshape(g, -1)
+            self._shift[:] = dots + (b0 * _LOG2E)[:, None]
+            self.started = True
+        counts = None if chunk.counts is None else chunk.counts.contiguous().numpy()
+        bank_np = bank.numpy()
+        kb = native.key_block(d, cv)
+        groups = []
+        for gi in range(g):
+            groups.append(
+                native.FoldArgs(
+                    d, keys.stride(1), cv, bank.stride(1), mpad, k_n, 0, kb,
+                    self._qt[gi].ctypes.data, keys[gi].data_ptr(), bank_np[gi, r].ctypes.data,
+                    bank_np[gi, r + 2].ctypes.data if cv else 0,
+                    None if counts is None else counts.ctypes.data,
+                    _LOG2E, _FLOOR32, _REBASE32, _NEGLIGIBLE32,
+                    self._shift[gi].ctypes.data, self._nbest[gi].ctypes.data,
+                    self._nbest_j[gi].ctypes.data, self._nchanged[gi].ctypes.data,
+                    self._ns[gi].ctypes.data, self._nu[gi].ctypes.data,
+                    self._nacc[gi].ctypes.data,
+                )
+            )  # fmt: skip
+        self._nchanged[:] = 0
+        native.fold(groups, mpad, torch.get_num_threads())
+        m = self.qa.shape[1]
+        gi, mi = np.nonzero(self._nchanged[:, :m])
+        if len(gi):
+            j = torch.from_numpy(self._nbest_j[gi, mi])
+            self._record_winners(chunk, torch.from_numpy(gi), torch.from_numpy(mi), j)
+
     def update(self, chunk: KeyChunk, prepared: bool = False) -> None:
         """Fold one chunk of keys in. ``prepared``: ``prepare_chunk`` has already filled the
         bias and shift rows (several states sharing one chunk must not all write them)."""
         bank, d = chunk.bank, self.d
         if not prepared:
             prepare_chunk(chunk, d, self.key_scale)
+        if self.native:
+            self._update_native(chunk)
+            return
         if self.fused:  # always clamps: one max per logit in the compiled loop
             self._update_fused(chunk)
             return
@@ -362,6 +433,19 @@ class StreamingSoftmax:
         if not self.started:
             raise ValueError("no candidates were streamed")
         d = self.d
+        if self.native:  # base-2 state in the kernel's layout (see _init_native)
+            m, dt = self.qa.shape[1], self.qa.dtype
+            s = torch.from_numpy(self._ns[:, :m])
+            u = torch.from_numpy(self._nu[:, :m])
+            acc = torch.from_numpy(self._nacc[..., :m]).transpose(1, 2)
+            best = torch.from_numpy(self._nbest[:, :m]).double()
+            return StreamResult(
+                values=(acc / s[..., None]).to(dt),
+                best_image=self.best_image,
+                best_kpos=self.best_kpos,
+                weight=(torch.exp2(best) / s).to(dt),
+                entropy=(torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt),
+            )
         if self.fused:  # base-2 state (see _init_fused)
             s, dt = self._s, self.qa.dtype
             return StreamResult(

@@ -1,0 +1,161 @@
+/* Fused logits product and softmax fold of the CPU score machines. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXC 8
+/* Queries come in blocks of this many (the widest vector), k-th numbers together. */
+#define LANES 16
+/* Keys per step of the product. */
+#define KS 8
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+typedef struct {
+    int64_t d, ks, cv, vs, mpad, t_n, j0, kblock;
+    const float *qt, *keys, *bias, *vals, *counts;
+    float bias_scale, floor_, rebase, negligible;
+    float *shift, *best;
+    int64_t *best_j;
+    uint8_t *changed;
+    double *s, *u, *acc;
+} FoldArgs;
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+/* ---- AVX-512 ---- */
+#define FN fold_avx512
+#define TARGET __attribute__((target("avx512f,avx512dq,fma")))
+#define VL 16
+#define V __m512
+#define VI __m512i
+#define M __mmask16
+#define SET1 _mm512_set1_ps
+#define ISET1 _mm512_set1_epi32
+#define ZERO _mm512_setzero_ps
+#define LOAD _mm512_loadu_ps
+#define STORE _mm512_storeu_ps
+#define ISTORE(p, x) _mm512_storeu_si512((void *)(p), x)
+#define ADD _mm512_add_ps
+#define SUB _mm512_sub_ps
+#define MUL _mm512_mul_ps
+#define MAX _mm512_max_ps
+#define FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define CMPGT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
+#define CMPGE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define ANY(m) ((m) != 0)
+#define MASKSEL(m, a, b) _mm512_mask_blend_ps(m, b, a)
+#define IMASKSEL(m, a, b) _mm512_mask_blend_epi32(m, b, a)
+static inline TARGET __m512 exp2_512(__m512 v)
+{
+    __m512 n = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(v, n);
+    __m512 p = _mm512_set1_ps(1.3276465506209798e-03f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.675541708244806e-03f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550713297256251e-02f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022119717306276e-01f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931469670479014e-01f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0000000716558548f));
+    return _mm512_scalef_ps(p, n);
+}
+#define EXP2 exp2_512
+#include "foldc_body.h"
+#undef FN
+#undef TARGET
+#undef VL
+#undef V
+#undef VI
+#undef M
+#undef SET1
+#undef ISET1
+#undef ZERO
+#undef LOAD
+#undef STORE
+#undef ISTORE
+#undef ADD
+#undef SUB
+#undef MUL
+#undef MAX
+#undef FMA
+#undef CMPGT
+#undef CMPGE
+#undef ANY
+#undef MASKSEL
+#undef IMASKSEL
+#undef EXP2
+
+/* ---- AVX2 ---- */
+#define FN fold_avx2
+#define TARGET __attribute__((target("avx2,fma")))
+#define VL 8
+#define V __m256
+#define VI __m256i
+#define M __m256
+#define SET1 _mm256_set1_ps
+#define ISET1 _mm256_set1_epi32
+#define ZERO _mm256_setzero_ps
+#define LOAD _mm256_loadu_ps
+#define STORE _mm256_storeu_ps
+#define ISTORE(p, x) _mm256_storeu_si256((__m256i *)(p), x)
+#define ADD _mm256_add_ps
+#define SUB _mm256_sub_ps
+#define MUL _mm256_mul_ps
+#define MAX _mm256_max_ps
+#define FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define CMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define CMPGE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define ANY(m) (_mm256_movemask_ps(m) != 0)
+#define MASKSEL(m, a, b) _mm256_blendv_ps(b, a, m)
+#define IMASKSEL(m, a, b) _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), m))
+static inline TARGET __m256 exp2_256(__m256 v)
+{
+    __m256 n = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_sub_ps(v, n);
+    __m256 p = _mm256_set1_ps(1.3276465506209798e-03f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.675541708244806e-03f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.550713297256251e-02f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.4022119717306276e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(6.931469670479014e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000000716558548f));
+    __m256i k = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(k));
+}
+#define EXP2 exp2_256
+#include "foldc_body.h"
+
+/* 2: AVX-512, 1: AVX2, 0: neither (the caller takes another route). */
+int ccdm_fold_isa(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
+}
+
+/* Returns 0, or 1 when the scratch memory could not be had. */
+int ccdm_fold(const FoldArgs *A, int64_t q0, int64_t q1, int isa)
+{
+    float *kt = malloc(sizeof(float) * (size_t)(A->kblock * (A->d + 1)));
+    if (!kt) return 1;
+    if (isa == 2) fold_avx512(A, q0, q1, kt);
+    else if (isa == 1) fold_avx2(A, q0, q1, kt);
+    free(kt);
+    return 0;
+}
+#else
+int ccdm_fold_isa(void) { return 0; }
+int ccdm_fold(const FoldArgs *A, int64_t q0, int64_t q1, int isa) { (void)A; (void)q0; (void)q1; (void)isa; return 1; }
+#endif
+
+/* An (empty) extension module, so that the library is found, built and bundled like
+   any other: Python imports it by name, and ctypes then loads it from its file. */
+static struct PyModuleDef foldc_module = {
+    PyModuleDef_HEAD_INIT, "_foldc",
+    "Compiled fold of the CPU score machines; called through ctypes (native.py).", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__foldc(void) { return PyModule_Create(&foldc_module); }

@@ -1,0 +1,139 @@
+"""The compiled fold (foldc.c): logits product, exp and softmax sums in one loop.
+
+The numba pass (fused.py) still takes its logits from a matrix product, which writes
+every logit to memory and reads it back; with patches of 9 to 50 numbers the product
+alone runs at half the machine's matmul rate and the pass adds as much again. foldc.c
+keeps sixteen queries (eight with AVX2) in the lanes of a vector register and walks
+the keys one by one: each logit is a run of broadcast multiply-adds, and its exp, the
+running winner and the sums follow while it is still in a register. Nothing per logit
+is ever stored.
+
+The library is an optional extension module built by setup.py (a C compiler at install
+time); it runs where the CPU has AVX2 and FMA (AVX-512 where it has that). Elsewhere,
+or with CCDM_NO_NATIVE=1, the machines take the numba route, then the torch route.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+def _switched_off() -> bool:
+    return os.environ.get("CCDM_NO_NATIVE", "") in ("1", "true")
+
+
+class FoldArgs(ctypes.Structure):
+    _fields_ = [
+        *((name, ctypes.c_int64) for name in ("d", "ks", "cv", "vs", "mpad", "t_n", "j0")),
+        ("kblock", ctypes.c_int64),
+        *((name, ctypes.c_void_p) for name in ("qt", "keys", "bias", "vals", "counts")),
+        *((name, ctypes.c_float) for name in ("bias_scale", "floor_", "rebase", "negligible")),
+        *((name, ctypes.c_void_p) for name in ("shift", "best", "best_j", "changed")),
+        *((name, ctypes.c_void_p) for name in ("s", "u", "acc")),
+    ]
+
+
+# Queries are padded to a multiple of this (the widest lane count).
+LANES = 16
+# Values per key the kernel averages (foldc.c: MAXC).
+MAX_VALUES = 8
+# Longest patch (C * P * P) the kernel takes. Its product runs one row of the register
+# tile (16 queries by 8 keys), and for long patches the tensor library's product with
+# numba's pass is faster: alternating in one process (bench/native_ab.py), the kernel
+# took 0.71-0.73x the time at P = 3, 0.86-0.87x at P = 5, and 1.09-1.17x at P = 7.
+MAX_DIM = 32
+# Keys per block: the block's patches stay in L2 while every query block reads them.
+_BLOCK_FLOATS = 1 << 16
+
+_lib = None
+_isa = 0
+reason = ""
+
+
+def _load() -> None:
+    global _lib, _isa, reason
+    if _switched_off():
+        reason = "CCDM_NO_NATIVE"
+        return
+    try:
+        from . import _foldc  # noqa: F401 - the module only carries the library
+
+        lib = ctypes.CDLL(_foldc.__file__)
+    except (ImportError, OSError) as exc:
+        reason = f"the compiled fold is not built ({type(exc).__name__}: {exc})"
+        return
+    lib.ccdm_fold_isa.restype = ctypes.c_int
+    lib.ccdm_fold.restype = ctypes.c_int
+    lib.ccdm_fold.argtypes = [ctypes.POINTER(FoldArgs), ctypes.c_int64, ctypes.c_int64]
+    lib.ccdm_fold.argtypes.append(ctypes.c_int)
+    _isa = lib.ccdm_fold_isa()
+    if _isa == 0:
+        reason = "this CPU has neither AVX2 nor AVX-512"
+        return
+    _lib = lib
+
+
+_load()
+ENABLED = _lib is not None
+
+
+def available() -> bool:
+    return ENABLED
+
+
+def isa() -> str:
+    return {2: "AVX-512", 1: "AVX2"}.get(_isa, "none")
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="ccdm-fold")
+            _pool_size = threads
+        return _pool
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def key_block(d: int, cv: int) -> int:
+    kb = max(LANES, _BLOCK_FLOATS // (d + 2 + cv))
+    return kb - kb % LANES
+
+
+def fold(groups: list[FoldArgs], mpad: int, threads: int) -> None:
+    """Run the kernel for every group, the query lanes of each split over ``threads``.
+
+    Each work item is a run of whole lane blocks of one group; items never share a
+    query, so they run at once (ctypes lets go of the GIL for the call)."""
+    lanes = mpad // LANES
+    per = max(1, -(-lanes * len(groups) // threads))
+    items = []
+    for args in groups:
+        for b0 in range(0, lanes, per):
+            b1 = min(lanes, b0 + per)
+            items.append((args, b0 * LANES, b1 * LANES))
+    if len(items) == 1 or threads == 1:
+        failed = [_lib.ccdm_fold(ctypes.byref(args), q0, q1, _isa) for args, q0, q1 in items]
+    else:
+        pool = _executor(threads)
+        futures = [
+            pool.submit(_lib.ccdm_fold, ctypes.byref(args), q0, q1, _isa) for args, q0, q1 in items
+        ]
+        failed = [f.result() for f in futures]
+    if any(failed):
+        raise MemoryError("the compiled fold could not allocate its block of keys")
