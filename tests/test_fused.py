@@ -218,3 +218,38 @@ def test_the_pass_is_compiled_with_512_bit_vectors_on_avx512():
     total(np.zeros(64, np.float32))
     asm = "".join(total.inspect_asm().values())
     assert "zmm" in asm
+
+
+def test_the_compiled_fold_is_chosen_by_cpu_and_switched_off_by_the_environment():
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    want = "AVX-512" if features.get("avx512f") and features.get("avx512dq") else "AVX2"
+    assert native.isa() == want
+    code = "from ccdm_gui.core.machines import native; print(native.available(), native.reason)"
+    env = {**os.environ, "CCDM_NO_NATIVE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert proc.stdout.strip() == "False CCDM_NO_NATIVE"
+
+
+def test_the_avx2_code_matches_the_avx512_code(monkeypatch):
+    # Both codes of the kernel on one problem with several blocks of keys and a query
+    # count that is no multiple of either lane count.
+    g = torch.Generator().manual_seed(9)
+    q = torch.randn(3, 45, 9, generator=g)
+    keys = torch.randn(3, 9, 300, generator=g)
+    bank = torch.cat([keys, torch.empty(3, 2, 300), torch.randn(3, 3, 300, generator=g)], 1)
+    monkeypatch.setattr(native, "_BLOCK_FLOATS", 64 * 14)
+    results = []
+    for route in ("native", "native-avx2"):
+        use_route(monkeypatch, route)
+        st = StreamingSoftmax(q, 0.3, 3)
+        assert st.native
+        st.update(KeyChunk(bank.clone(), 0, 0, 300))
+        results.append(st.result())
+    a, b = results
+    torch.testing.assert_close(a.values, b.values, atol=2e-6, rtol=2e-6)
+    torch.testing.assert_close(a.entropy, b.entropy, atol=2e-6, rtol=2e-6)
+    assert torch.equal(a.best_kpos, b.best_kpos)

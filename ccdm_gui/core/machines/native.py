@@ -73,7 +73,7 @@ def _load() -> None:
     lib.ccdm_fold.argtypes.append(ctypes.c_int)
     _isa = lib.ccdm_fold_isa()
     if _isa == 0:
-        reason = "this CPU has neither AVX2 nor AVX-512"
+        reason = "the compiled fold has code only for x86-64 CPUs with AVX2 or AVX-512"
         return
     _lib = lib
 

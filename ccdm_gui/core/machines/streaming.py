@@ -242,7 +242,9 @@ class StreamingSoftmax:
             dots = np.einsum("gbdl,gd->gbl", self._qt, k0).reshape(g, -1)
             self._shift[:] = dots + (b0 * _LOG2E)[:, None]
             self.started = True
-        counts = None if chunk.counts is None else chunk.counts.contiguous().numpy()
+        counts = None
+        if chunk.counts is not None:
+            counts = chunk.counts.to(torch.float32).contiguous().numpy()
         bank_np = bank.numpy()
         kb = native.key_block(d, cv)
         groups = []
