@@ -253,3 +253,19 @@ def test_the_avx2_code_matches_the_avx512_code(monkeypatch):
     torch.testing.assert_close(a.values, b.values, atol=2e-6, rtol=2e-6)
     torch.testing.assert_close(a.entropy, b.entropy, atol=2e-6, rtol=2e-6)
     assert torch.equal(a.best_kpos, b.best_kpos)
+
+
+def test_an_install_without_the_compiled_fold_says_so_and_runs(monkeypatch):
+    # No C compiler at install time: the extension is missing, the machines take numba.
+    for name in ("_lib", "_isa", "reason", "ENABLED"):
+        monkeypatch.setattr(native, name, getattr(native, name))
+    import ccdm_gui.core.machines as machines
+
+    monkeypatch.setitem(sys.modules, "ccdm_gui.core.machines._foldc", None)
+    monkeypatch.delattr(machines, "_foldc", raising=False)
+    native._lib = None
+    native._load()
+    assert native._lib is None and "not built" in native.reason
+    monkeypatch.setattr(native, "ENABLED", False)
+    st = StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 1)
+    assert st.fused and not st.native

@@ -148,7 +148,7 @@ def check_machine(ctx: _Context) -> str:
     if native.available():
         route += f", compiled fold ({native.isa()}) for patches up to {native.MAX_DIM} numbers"
     else:
-        route += f", no compiled fold ({native.reason})"
+        route += f", no compiled fold: {native.reason}"
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
         f"CPU machines: {route}"

@@ -62,10 +62,13 @@ def _load() -> None:
         return
     try:
         from . import _foldc  # noqa: F401 - the module only carries the library
-
+    except ImportError:
+        reason = "not built when ccdm-gui was installed (no C compiler then?)"
+        return
+    try:
         lib = ctypes.CDLL(_foldc.__file__)
-    except (ImportError, OSError) as exc:
-        reason = f"the compiled fold is not built ({type(exc).__name__}: {exc})"
+    except OSError as exc:
+        reason = f"{_foldc.__file__} does not load ({exc})"
         return
     lib.ccdm_fold_isa.restype = ctypes.c_int
     lib.ccdm_fold.restype = ctypes.c_int
@@ -73,7 +76,7 @@ def _load() -> None:
     lib.ccdm_fold.argtypes.append(ctypes.c_int)
     _isa = lib.ccdm_fold_isa()
     if _isa == 0:
-        reason = "the compiled fold has code only for x86-64 CPUs with AVX2 or AVX-512"
+        reason = "it has code only for x86-64 CPUs with AVX2 or AVX-512"
         return
     _lib = lib
 
