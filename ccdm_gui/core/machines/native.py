@@ -4,9 +4,9 @@ The numba pass (fused.py) still takes its logits from a matrix product, which wr
 every logit to memory and reads it back; with patches of 9 to 50 numbers the product
 alone runs at half the machine's matmul rate and the pass adds as much again. foldc.c
 keeps sixteen queries (eight with AVX2) in the lanes of a vector register and walks
-the keys one by one: each logit is a run of broadcast multiply-adds, and its exp, the
-running winner and the sums follow while it is still in a register. Nothing per logit
-is ever stored.
+the keys eight at a time: each logit is a run of broadcast multiply-adds, and its exp,
+the running winner and the sums follow while it is still in a register. Nothing per
+logit is ever stored.
 
 The library is an optional extension module built by setup.py (a C compiler at install
 time); it runs where the CPU has AVX2 and FMA (AVX-512 where it has that). Elsewhere,
@@ -44,8 +44,9 @@ LANES = 16
 MAX_VALUES = 8
 # Longest patch (C * P * P) the kernel takes. Its product runs one row of the register
 # tile (16 queries by 8 keys), and for long patches the tensor library's product with
-# numba's pass is faster: alternating in one process (bench/native_ab.py), the kernel
-# took 0.71-0.73x the time at P = 3, 0.86-0.87x at P = 5, and 1.09-1.17x at P = 7.
+# numba's pass is faster: alternating in one process (bench/native_ab.py, random and
+# MNIST, 2026-11-29), the kernel took 0.71-0.84x numba's time at P = 3, 0.65-0.93x at
+# P = 5, 0.76-1.16x at P = 7 (a wash) and 1.2-1.7x at P = 11 and 15.
 MAX_DIM = 32
 # Keys per block: the block's patches stay in L2 while every query block reads them.
 _BLOCK_FLOATS = 1 << 16
@@ -72,8 +73,9 @@ def _load() -> None:
         return
     lib.ccdm_fold_isa.restype = ctypes.c_int
     lib.ccdm_fold.restype = ctypes.c_int
-    lib.ccdm_fold.argtypes = [ctypes.POINTER(FoldArgs), ctypes.c_int64, ctypes.c_int64]
-    lib.ccdm_fold.argtypes.append(ctypes.c_int)
+    lib.ccdm_fold.argtypes = [
+        ctypes.POINTER(FoldArgs), ctypes.c_int64, ctypes.c_int64, ctypes.c_int
+    ]  # fmt: skip
     _isa = lib.ccdm_fold_isa()
     if _isa == 0:
         reason = "it has code only for x86-64 CPUs with AVX2 or AVX-512"
@@ -93,20 +95,17 @@ def isa() -> str:
     return {2: "AVX-512", 1: "AVX2"}.get(_isa, "none")
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
+# One pool per thread count, never shut down: a machine in the app's worker and an
+# export may fold at once, each with its own count.
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size != threads:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="ccdm-fold")
-            _pool_size = threads
-        return _pool
+    with _pools_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="ccdm-fold")
+        return _pools[threads]
 
 
 def _ptr(a: np.ndarray) -> int:
