@@ -233,6 +233,8 @@ class StreamingSoftmax:
         if keys.stride(-1) != 1:
             keys = keys.contiguous()
         k_n = keys.shape[-1]
+        if k_n == 0:
+            return
         cv = bank.shape[1] - r - 2
         if not self.started:
             # The first shift is the logit of the first key, a logit seen: every sum then
