@@ -44,45 +44,45 @@ CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64
                             lk[t] = FMA(LOAD(qb + k * LANES), SET1(kp[t * dp + k]), lk[t]);
                 }
                 for (int t = 0; t < nk; t++) {
-                const int64_t j = j0 + t;
-                V l = lk[t];
-                M over = CMPGT(l, rebase);
-                if (__builtin_expect(ANY(over), 0)) {
-                    /* move the shift of the lanes over the limit up to this logit */
-                    V delta = MASKSEL(over, l, ZERO());
-                    float dl[VL], sl[VL], ul[VL], al[MAXC][VL];
-                    STORE(dl, delta); STORE(sl, s); STORE(ul, u);
-                    for (int c = 0; c < cv; c++) STORE(al[c], a[c]);
-                    for (int t = 0; t < VL; t++) {
-                        if (dl[t] == 0.0f) continue;
-                        int64_t r = m + t;
-                        double dd = dl[t], sc = exp2(-dd);
-                        double S = A->s[r] + sl[t], U = A->u[r] + ul[t];
-                        A->u[r] = sc * (U - dd * S);
-                        A->s[r] = sc * S;
-                        sl[t] = ul[t] = 0.0f;
-                        for (int c = 0; c < cv; c++) {
-                            A->acc[c * mp + r] = sc * (A->acc[c * mp + r] + al[c][t]);
-                            al[c][t] = 0.0f;
+                    const int64_t j = j0 + t;
+                    V l = lk[t];
+                    M over = CMPGT(l, rebase);
+                    if (__builtin_expect(ANY(over), 0)) {
+                        /* move the shift of the lanes over the limit up to this logit */
+                        V delta = MASKSEL(over, l, ZERO());
+                        float dl[VL], sl[VL], ul[VL], al[MAXC][VL];
+                        STORE(dl, delta); STORE(sl, s); STORE(ul, u);
+                        for (int c = 0; c < cv; c++) STORE(al[c], a[c]);
+                        for (int lane = 0; lane < VL; lane++) {
+                            if (dl[lane] == 0.0f) continue;
+                            int64_t r = m + lane;
+                            double dd = dl[lane], sc = exp2(-dd);
+                            double S = A->s[r] + sl[lane], U = A->u[r] + ul[lane];
+                            A->u[r] = sc * (U - dd * S);
+                            A->s[r] = sc * S;
+                            sl[lane] = ul[lane] = 0.0f;
+                            for (int c = 0; c < cv; c++) {
+                                A->acc[c * mp + r] = sc * (A->acc[c * mp + r] + al[c][lane]);
+                                al[c][lane] = 0.0f;
+                            }
                         }
+                        s = LOAD(sl); u = LOAD(ul);
+                        for (int c = 0; c < cv; c++) a[c] = LOAD(al[c]);
+                        sh = ADD(sh, delta);
+                        mx = SUB(mx, delta);
+                        l = SUB(l, delta);
+                        for (int t2 = t + 1; t2 < nk; t2++) lk[t2] = SUB(lk[t2], delta);
                     }
-                    s = LOAD(sl); u = LOAD(ul);
-                    for (int c = 0; c < cv; c++) a[c] = LOAD(al[c]);
-                    sh = ADD(sh, delta);
-                    mx = SUB(mx, delta);
-                    l = SUB(l, delta);
-                    for (int t2 = t + 1; t2 < nk; t2++) lk[t2] = SUB(lk[t2], delta);
-                }
-                M gt = CMPGT(l, mx);
-                mx = MASKSEL(gt, l, mx);
-                ix = IMASKSEL(gt, ISET1((int32_t)j), ix);
-                if (!ANY(CMPGE(l, negl))) continue;
-                V lv = MAX(l, floor_);
-                V e = EXP2(lv);
-                if (A->counts) e = MUL(e, SET1(A->counts[j]));
-                s = ADD(s, e);
-                u = FMA(e, lv, u);
-                for (int c = 0; c < cv; c++) a[c] = FMA(e, SET1(A->vals[c * vs + j]), a[c]);
+                    M gt = CMPGT(l, mx);
+                    mx = MASKSEL(gt, l, mx);
+                    ix = IMASKSEL(gt, ISET1((int32_t)j), ix);
+                    if (!ANY(CMPGE(l, negl))) continue;
+                    V lv = MAX(l, floor_);
+                    V e = EXP2(lv);
+                    if (A->counts) e = MUL(e, SET1(A->counts[j]));
+                    s = ADD(s, e);
+                    u = FMA(e, lv, u);
+                    for (int c = 0; c < cv; c++) a[c] = FMA(e, SET1(A->vals[c * vs + j]), a[c]);
                 }
             }
             /* fold the block's float sums into the float64 state; the winners */
