@@ -24,7 +24,7 @@
         r, SET1(1.0000000716558548f))
 
 typedef struct {
-    int64_t d, ks, cv, vs, mpad, t_n, j0, kblock;
+    int64_t d, ks, cv, vs, mpad, t_n, kblock;
     const float *qt, *keys, *bias, *vals, *counts;
     float bias_scale, floor_, rebase, negligible;
     float *shift, *best;

@@ -95,7 +95,7 @@ CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64
                 A->s[r] += sl[t];
                 A->u[r] += ul[t];
                 if (il[t] >= 0) { /* improved on the best within this block */
-                    A->best_j[r] = A->j0 + il[t];
+                    A->best_j[r] = il[t]; /* index in the chunk */
                     A->changed[r] = 1;
                 }
             }

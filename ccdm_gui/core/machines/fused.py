@@ -43,7 +43,8 @@ if getattr(sys, "frozen", False):
 
 
 def switched_off(name: str) -> bool:
-    """Whether the environment switch ``name`` (CCDM_NO_FUSED, CCDM_NO_WIDE) is set."""
+    """Whether the environment switch ``name`` (CCDM_NO_FUSED, CCDM_NO_WIDE,
+    CCDM_NO_NATIVE) is set."""
     return os.environ.get(name, "") in ("1", "true")
 
 

@@ -16,21 +16,15 @@ or with CCDM_NO_NATIVE=1, the machines take the numba route, then the torch rout
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
-
-def _switched_off() -> bool:
-    return os.environ.get("CCDM_NO_NATIVE", "") in ("1", "true")
+from .fused import switched_off
 
 
 class FoldArgs(ctypes.Structure):
     _fields_ = [
-        *((name, ctypes.c_int64) for name in ("d", "ks", "cv", "vs", "mpad", "t_n", "j0")),
-        ("kblock", ctypes.c_int64),
+        *((name, ctypes.c_int64) for name in ("d", "ks", "cv", "vs", "mpad", "t_n", "kblock")),
         *((name, ctypes.c_void_p) for name in ("qt", "keys", "bias", "vals", "counts")),
         *((name, ctypes.c_float) for name in ("bias_scale", "floor_", "rebase", "negligible")),
         *((name, ctypes.c_void_p) for name in ("shift", "best", "best_j", "changed")),
@@ -58,7 +52,7 @@ reason = ""
 
 def _load() -> None:
     global _lib, _isa, reason
-    if _switched_off():
+    if switched_off("CCDM_NO_NATIVE"):
         reason = "CCDM_NO_NATIVE"
         return
     try:
@@ -106,10 +100,6 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="ccdm-fold")
         return _pools[threads]
-
-
-def _ptr(a: np.ndarray) -> int:
-    return a.ctypes.data
 
 
 def key_block(d: int, cv: int) -> int:

@@ -253,7 +253,7 @@ class StreamingSoftmax:
         for gi in range(g):
             groups.append(
                 native.FoldArgs(
-                    d, keys.stride(1), cv, bank.stride(1), mpad, k_n, 0, kb,
+                    d, keys.stride(1), cv, bank.stride(1), mpad, k_n, kb,
                     self._qt[gi].ctypes.data, keys[gi].data_ptr(), bank_np[gi, r].ctypes.data,
                     bank_np[gi, r + 2].ctypes.data if cv else 0,
                     None if counts is None else counts.ctypes.data,
@@ -433,32 +433,32 @@ class StreamingSoftmax:
         )
         self.best_kpos[gi, mi] = chunk.first_kpos + j % chunk.kpos_block
 
+    def _base2_result(self, s, u, acc, best) -> StreamResult:
+        """The result from the compiled routes' state: float64 sums s, u (base 2) and acc
+        [G, M, Cv], and the best logit over the shift in base 2."""
+        dt = self.qa.dtype
+        return StreamResult(
+            values=(acc / s[..., None]).to(dt),
+            best_image=self.best_image,
+            best_kpos=self.best_kpos,
+            weight=(torch.exp2(best.double()) / s).to(dt),
+            entropy=(torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt),
+        )
+
     def result(self) -> StreamResult:
         if not self.started:
             raise ValueError("no candidates were streamed")
         d = self.d
-        if self.native:  # base-2 state in the kernel's layout (see _init_native)
-            m, dt = self.qa.shape[1], self.qa.dtype
-            s = torch.from_numpy(self._ns[:, :m])
-            u = torch.from_numpy(self._nu[:, :m])
-            acc = torch.from_numpy(self._nacc[..., :m]).transpose(1, 2)
-            best = torch.from_numpy(self._nbest[:, :m]).double()
-            return StreamResult(
-                values=(acc / s[..., None]).to(dt),
-                best_image=self.best_image,
-                best_kpos=self.best_kpos,
-                weight=(torch.exp2(best) / s).to(dt),
-                entropy=(torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt),
+        if self.native:  # the kernel's layout (see _init_native), padding lanes cut off
+            m = self.qa.shape[1]
+            return self._base2_result(
+                torch.from_numpy(self._ns[:, :m]),
+                torch.from_numpy(self._nu[:, :m]),
+                torch.from_numpy(self._nacc[..., :m]).transpose(1, 2),
+                torch.from_numpy(self._nbest[:, :m]),
             )
-        if self.fused:  # base-2 state (see _init_fused)
-            s, dt = self._s, self.qa.dtype
-            return StreamResult(
-                values=(self._acc / s[..., None]).to(dt),
-                best_image=self.best_image,
-                best_kpos=self.best_kpos,
-                weight=(torch.exp2(self.best.double()) / s).to(dt),
-                entropy=(torch.log(s) - math.log(2.0) * self._u / s).clamp_min_(0.0).to(dt),
-            )
+        if self.fused:
+            return self._base2_result(self._s, self._u, self._acc, self.best)
         r = self.rt.transpose(1, 2)  # [G, M, width]
         if self.fold:
             s = -r[..., d + 1]
