@@ -123,7 +123,7 @@ def test_float32_on_a_cpu_takes_the_compiled_fold(monkeypatch):
     assert fused.available(), fused.reason
     st = StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3)
     assert st.native and not st.fused
-    long = StreamingSoftmax(torch.zeros(1, 4, native.MAX_DIM + 1), 0.5, 1)  # P = 7 and up
+    long = StreamingSoftmax(torch.zeros(1, 4, native.MAX_DIM + 1), 0.5, 1)  # P = 11 and up
     assert long.fused and not long.native
     for dtype, cv in [(torch.float64, 3), (torch.float32, 64)]:  # float64; the ideal machine
         st = StreamingSoftmax(torch.zeros(1, 4, 9, dtype=dtype), 0.5, cv)

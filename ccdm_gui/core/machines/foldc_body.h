@@ -2,108 +2,161 @@
    FN (function name), TARGET (gcc target attribute), VL (lanes), V (float vector),
    VI (int vector), M (comparison mask), and the operations below. */
 
+/* The running state of VL queries (one lane each) over a block of keys: shift, best
+   logit over it, winner, and float sums that are folded into the float64 state at the
+   block's end. */
+typedef struct {
+    V sh, mx, s, u, a[MAXC];
+    VI ix;
+} CAT(FN, _state);
+
+#define ALWAYS static inline __attribute__((always_inline)) TARGET
+
+ALWAYS void CAT(FN, _begin)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, const int64_t cv)
+{
+    st->sh = LOAD(A->shift + m);
+    st->mx = LOAD(A->best + m);
+    st->ix = ISET1(-1);
+    st->s = st->u = ZERO();
+    for (int c = 0; c < cv; c++) st->a[c] = ZERO();
+}
+
+/* One key's logits (before the shift) into the state of queries m..m+VL-1. */
+ALWAYS void CAT(FN, _key)(const FoldArgs *A, CAT(FN, _state) *st, V l, int64_t j, int64_t m,
+                          const int64_t cv)
+{
+    l = SUB(l, st->sh);
+    M over = CMPGT(l, SET1(A->rebase));
+    if (__builtin_expect(ANY(over), 0)) {
+        /* move the shift of the lanes over the limit up to this logit */
+        V delta = MASKSEL(over, l, ZERO());
+        float dl[VL], sl[VL], ul[VL], al[MAXC][VL];
+        STORE(dl, delta); STORE(sl, st->s); STORE(ul, st->u);
+        for (int c = 0; c < cv; c++) STORE(al[c], st->a[c]);
+        for (int lane = 0; lane < VL; lane++) {
+            if (dl[lane] == 0.0f) continue;
+            int64_t r = m + lane;
+            double dd = dl[lane], sc = exp2(-dd);
+            double S = A->s[r] + sl[lane], U = A->u[r] + ul[lane];
+            A->u[r] = sc * (U - dd * S);
+            A->s[r] = sc * S;
+            sl[lane] = ul[lane] = 0.0f;
+            for (int c = 0; c < cv; c++) {
+                A->acc[c * A->mpad + r] = sc * (A->acc[c * A->mpad + r] + al[c][lane]);
+                al[c][lane] = 0.0f;
+            }
+        }
+        st->s = LOAD(sl); st->u = LOAD(ul);
+        for (int c = 0; c < cv; c++) st->a[c] = LOAD(al[c]);
+        st->sh = ADD(st->sh, delta);
+        st->mx = SUB(st->mx, delta);
+        l = SUB(l, delta);
+    }
+    M gt = CMPGT(l, st->mx);
+    st->mx = MASKSEL(gt, l, st->mx);
+    st->ix = IMASKSEL(gt, ISET1((int32_t)j), st->ix);
+    if (!ANY(CMPGE(l, SET1(A->negligible)))) return;
+    V lv = MAX(l, SET1(A->floor_));
+    V e = EXP2(lv);
+    if (A->counts) e = MUL(e, SET1(A->counts[j]));
+    st->s = ADD(st->s, e);
+    st->u = FMA(e, lv, st->u);
+    for (int c = 0; c < cv; c++) st->a[c] = FMA(e, SET1(A->vals[c * A->vs + j]), st->a[c]);
+}
+
+/* fold the block's float sums into the float64 state; the winners */
+ALWAYS void CAT(FN, _end)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, const int64_t cv)
+{
+    float sl[VL], ul[VL], al[VL];
+    int32_t il[VL];
+    STORE(sl, st->s); STORE(ul, st->u); ISTORE(il, st->ix);
+    STORE(A->shift + m, st->sh);
+    for (int t = 0; t < VL; t++) {
+        int64_t r = m + t;
+        A->s[r] += sl[t];
+        A->u[r] += ul[t];
+        if (il[t] >= 0) { /* improved on the best within this block */
+            A->best_j[r] = il[t]; /* index in the chunk */
+            A->changed[r] = 1;
+        }
+    }
+    STORE(A->best + m, st->mx);
+    for (int c = 0; c < cv; c++) {
+        STORE(al, st->a[c]);
+        for (int t = 0; t < VL; t++) A->acc[c * A->mpad + m + t] += al[t];
+    }
+}
+
 /* cv, the number of values, comes in as a constant where it is 1 or 3 (grey, colour):
    the value sums then stay in registers instead of making a chain through memory. */
-static inline __attribute__((always_inline)) TARGET void
-CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64_t cv)
+ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64_t cv)
 {
-    const int64_t d = A->d, ks = A->ks, vs = A->vs, mp = A->mpad, dp = d + 1;
-    const V floor_ = SET1(A->floor_), rebase = SET1(A->rebase), negl = SET1(A->negligible);
+    const int64_t d = A->d, ks = A->ks, dp = d + 1;
     for (int64_t ja = 0; ja < A->t_n; ja += A->kblock) {
         const int64_t jb = ja + A->kblock < A->t_n ? ja + A->kblock : A->t_n;
-        /* The block's keys key-major (each key's patch and its scaled bias in a row), so
-           a key's numbers are read in order, whatever the stride of the bank. */
+        /* The block's keys in groups of KS: a group's k-th numbers side by side, then
+           their scaled biases ([k][KS], KS * dp floats a group). The product then reads
+           each number at a fixed offset from one pointer: an indexed address would cost
+           the multiply-add an extra micro-op on Intel cores (unlamination). */
         for (int64_t k = 0; k < d; k++) {
             const float *src = A->keys + k * ks;
-            for (int64_t j = ja; j < jb; j++) kt[(j - ja) * dp + k] = src[j];
+            for (int64_t j = ja; j < jb; j++) kt[(j - ja) / KS * KS * dp + k * KS + (j - ja) % KS] = src[j];
         }
-        for (int64_t j = ja; j < jb; j++) kt[(j - ja) * dp + d] = A->bias[j] * A->bias_scale;
-        for (int64_t m = q0; m < q1; m += VL) {
-            /* VL queries in lanes; their state in registers for this key block */
-            const float *qb = A->qt + (m / LANES) * d * LANES + m % LANES; /* k-th: qb[k * LANES] */
-            float *shp = A->shift + m;
-            V sh = LOAD(shp), mx = LOAD(A->best + m);
-            VI ix = ISET1(-1);
-            V s = ZERO(), u = ZERO(), a[MAXC];
-            for (int c = 0; c < cv; c++) a[c] = ZERO();
+        for (int64_t j = ja; j < jb; j++)
+            kt[(j - ja) / KS * KS * dp + d * KS + (j - ja) % KS] = A->bias[j] * A->bias_scale;
+        /* a last group short of KS keys: zeros in the slots the product reads unused */
+        for (int64_t j = jb; (j - ja) % KS; j++)
+            for (int64_t k = 0; k <= d; k++) kt[(j - ja) / KS * KS * dp + k * KS + (j - ja) % KS] = 0.0f;
+        int64_t m = q0;
+        /* Two blocks of VL queries at a time: each key number loaded serves two
+           multiply-adds, so the product is not held back by loads (a block alone
+           loads 9 numbers per 8 multiply-adds, and a core loads 2 a cycle). */
+        for (; m + 2 * VL <= q1; m += 2 * VL) {
+            /* k-th numbers of queries m..: qb[k * LANES] */
+            const float *qb0 = A->qt + (m / LANES) * d * LANES + m % LANES;
+            const float *qb1 = A->qt + ((m + VL) / LANES) * d * LANES + (m + VL) % LANES;
+            CAT(FN, _state) s0, s1;
+            CAT(FN, _begin)(A, &s0, m, cv);
+            CAT(FN, _begin)(A, &s1, m + VL, cv);
             for (int64_t j0 = ja; j0 < jb; j0 += KS) {
                 const float *kp = kt + (j0 - ja) * dp;
                 const int nk = jb - j0 < KS ? (int)(jb - j0) : KS;
                 /* KS keys at a time: their sums are independent chains, which keep the
                    multiply-add units busy (one chain waits on each result). */
+                V l0[KS], l1[KS];
+                for (int t = 0; t < KS; t++) l0[t] = l1[t] = SET1(kp[d * KS + t]);
+                for (int64_t k = 0; k < d; k++) {
+                    const V q0v = LOAD(qb0 + k * LANES), q1v = LOAD(qb1 + k * LANES);
+                    const float *kk = kp + k * KS;
+                    for (int t = 0; t < KS; t++) {
+                        const V kv = SET1(kk[t]);
+                        l0[t] = FMA(q0v, kv, l0[t]);
+                        l1[t] = FMA(q1v, kv, l1[t]);
+                    }
+                }
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &s0, l0[t], j0 + t, m, cv);
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &s1, l1[t], j0 + t, m + VL, cv);
+            }
+            CAT(FN, _end)(A, &s0, m, cv);
+            CAT(FN, _end)(A, &s1, m + VL, cv);
+        }
+        for (; m < q1; m += VL) {
+            const float *qb = A->qt + (m / LANES) * d * LANES + m % LANES;
+            CAT(FN, _state) st;
+            CAT(FN, _begin)(A, &st, m, cv);
+            for (int64_t j0 = ja; j0 < jb; j0 += KS) {
+                const float *kp = kt + (j0 - ja) * dp;
+                const int nk = jb - j0 < KS ? (int)(jb - j0) : KS;
                 V lk[KS];
-                for (int t = 0; t < KS; t++) lk[t] = SUB(SET1(kp[(t < nk ? t : 0) * dp + d]), sh);
-                if (nk == KS) {
-                    for (int64_t k = 0; k < d; k++) {
-                        const V qv = LOAD(qb + k * LANES);
-                        for (int t = 0; t < KS; t++) lk[t] = FMA(qv, SET1(kp[t * dp + k]), lk[t]);
-                    }
-                } else {
-                    for (int t = 0; t < nk; t++)
-                        for (int64_t k = 0; k < d; k++)
-                            lk[t] = FMA(LOAD(qb + k * LANES), SET1(kp[t * dp + k]), lk[t]);
+                for (int t = 0; t < KS; t++) lk[t] = SET1(kp[d * KS + t]);
+                for (int64_t k = 0; k < d; k++) {
+                    const V qv = LOAD(qb + k * LANES);
+                    const float *kk = kp + k * KS;
+                    for (int t = 0; t < KS; t++) lk[t] = FMA(qv, SET1(kk[t]), lk[t]);
                 }
-                for (int t = 0; t < nk; t++) {
-                    const int64_t j = j0 + t;
-                    V l = lk[t];
-                    M over = CMPGT(l, rebase);
-                    if (__builtin_expect(ANY(over), 0)) {
-                        /* move the shift of the lanes over the limit up to this logit */
-                        V delta = MASKSEL(over, l, ZERO());
-                        float dl[VL], sl[VL], ul[VL], al[MAXC][VL];
-                        STORE(dl, delta); STORE(sl, s); STORE(ul, u);
-                        for (int c = 0; c < cv; c++) STORE(al[c], a[c]);
-                        for (int lane = 0; lane < VL; lane++) {
-                            if (dl[lane] == 0.0f) continue;
-                            int64_t r = m + lane;
-                            double dd = dl[lane], sc = exp2(-dd);
-                            double S = A->s[r] + sl[lane], U = A->u[r] + ul[lane];
-                            A->u[r] = sc * (U - dd * S);
-                            A->s[r] = sc * S;
-                            sl[lane] = ul[lane] = 0.0f;
-                            for (int c = 0; c < cv; c++) {
-                                A->acc[c * mp + r] = sc * (A->acc[c * mp + r] + al[c][lane]);
-                                al[c][lane] = 0.0f;
-                            }
-                        }
-                        s = LOAD(sl); u = LOAD(ul);
-                        for (int c = 0; c < cv; c++) a[c] = LOAD(al[c]);
-                        sh = ADD(sh, delta);
-                        mx = SUB(mx, delta);
-                        l = SUB(l, delta);
-                        for (int t2 = t + 1; t2 < nk; t2++) lk[t2] = SUB(lk[t2], delta);
-                    }
-                    M gt = CMPGT(l, mx);
-                    mx = MASKSEL(gt, l, mx);
-                    ix = IMASKSEL(gt, ISET1((int32_t)j), ix);
-                    if (!ANY(CMPGE(l, negl))) continue;
-                    V lv = MAX(l, floor_);
-                    V e = EXP2(lv);
-                    if (A->counts) e = MUL(e, SET1(A->counts[j]));
-                    s = ADD(s, e);
-                    u = FMA(e, lv, u);
-                    for (int c = 0; c < cv; c++) a[c] = FMA(e, SET1(A->vals[c * vs + j]), a[c]);
-                }
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &st, lk[t], j0 + t, m, cv);
             }
-            /* fold the block's float sums into the float64 state; the winners */
-            float sl[VL], ul[VL], al[VL];
-            int32_t il[VL];
-            STORE(sl, s); STORE(ul, u); ISTORE(il, ix);
-            STORE(shp, sh);
-            for (int t = 0; t < VL; t++) {
-                int64_t r = m + t;
-                A->s[r] += sl[t];
-                A->u[r] += ul[t];
-                if (il[t] >= 0) { /* improved on the best within this block */
-                    A->best_j[r] = il[t]; /* index in the chunk */
-                    A->changed[r] = 1;
-                }
-            }
-            STORE(A->best + m, mx);
-            for (int c = 0; c < cv; c++) {
-                STORE(al, a[c]);
-                for (int t = 0; t < VL; t++) A->acc[c * mp + m + t] += al[t];
-            }
+            CAT(FN, _end)(A, &st, m, cv);
         }
     }
 }
@@ -114,3 +167,5 @@ static void TARGET FN(const FoldArgs *A, int64_t q0, int64_t q1, float *kt)
     else if (A->cv == 3) CAT(FN, _body)(A, q0, q1, kt, 3);
     else CAT(FN, _body)(A, q0, q1, kt, A->cv);
 }
+
+#undef ALWAYS

@@ -38,7 +38,18 @@ def slab_windows(
     return keys, slab[:, :, d : d + nr, d : d + nc].reshape(n, c, 1, nr * nc)
 
 
-def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: int) -> None:
+def _slab(images: torch.Tensor, problem: Problem, p: int) -> torch.Tensor:
+    """The rectangle of the padded images that holds a one-group problem's windows; a
+    view when it lies inside the images (ELS, the bbELS interior), else padded."""
+    ((r0, r1, c0, c1),) = problem.slabs
+    d = p // 2
+    h, w = images.shape[-2:]
+    if r0 >= d and c0 >= d and r1 <= h + d and c1 <= w + d:
+        return images[:, :, r0 - d : r1 - d, c0 - d : c1 - d]
+    return pad_images(images, d, problem.key_boundary)[:, :, r0:r1, c0:c1]
+
+
+def _fill_whole(bank: torch.Tensor, slab: torch.Tensor, p: int) -> None:
     """Cut every key of a one-group "valid" problem straight into ``bank`` [1, D + 2 + C,
     n * Kp], with each key's squared norm in row D and -1 in row D + 1 (see
     streaming.KeyChunk).
@@ -47,11 +58,9 @@ def _fill_whole(bank: torch.Tensor, padded: torch.Tensor, problem: Problem, p: i
     the only copy is the one into the bank, laid out as the logits product wants it.
     That is about 3x faster than unfold (im2col) followed by a transposing copy.
     """
-    ((r0, r1, c0, c1),) = problem.slabs
-    n, c = padded.shape[:2]
+    n, c, hs, ws = slab.shape
     d, dim = p // 2, c * p * p
-    slab = padded[:, :, r0:r1, c0:c1]
-    nr, nc = r1 - r0 - p + 1, c1 - c0 - p + 1
+    nr, nc = hs - p + 1, ws - p + 1
     win = slab.unfold(2, p, 1).unfold(3, p, 1)  # [n, C, nr, nc, P, P]
     cen = slab[:, :, d : d + nr, d : d + nc]  # [n, C, nr, nc]
     shift = torch.full_like(cen[:, :1], -1.0)
@@ -119,13 +128,17 @@ def _window_norms(slab: torch.Tensor, p: int) -> torch.Tensor:
 
     Window sums of the squared pixels as two float64 products with band matrices of
     ones (a window sum along an axis is a matrix product): exact to float64 rounding,
-    and several times faster than box sums of an integral image (cumsums).
+    and several times faster than box sums of an integral image (cumsums). Each sum is
+    one 2-D product over all images: a batch of per-image products (a broadcast band)
+    took 6x longer for the chunks of about 100 images the machines cut.
     """
     x = slab.to(torch.float64)
     sq = x[:, 0].square() if x.shape[1] == 1 else x.square().sum(1)
-    h, w = sq.shape[-2:]
+    n, h, w = sq.shape
     rows, cols = window_band(h, p, sq), window_band(w, p, sq)
-    return torch.matmul(rows, sq @ cols.T)[:, None].to(slab.dtype)
+    across = (sq.reshape(n * h, w) @ cols.T).view(n, h, -1)  # [n, h, nc]
+    down = rows @ across.transpose(0, 1).reshape(h, -1)  # [nr, n * nc]
+    return down.view(rows.shape[0], n, -1).transpose(0, 1)[:, None].to(slab.dtype)
 
 
 def key_chunks(
@@ -147,12 +160,12 @@ def key_chunks(
             yield strip_chunk(imgs, problem, patch_size, n0)
             continue
         if problem.slabs:
-            padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
             if kp_blk == kp:  # one group: ELS, the bbELS interior
                 bank = _bank(g, dim, c, n * kp, train)
-                _fill_whole(bank, padded, problem, patch_size)
+                _fill_whole(bank, _slab(imgs, problem, patch_size), patch_size)
                 yield KeyChunk(bank, n0, 0, kp, norms=True)
                 continue
+            padded = pad_images(imgs, patch_size // 2, problem.key_boundary)
             # Part of an image's keys per chunk (huge images): unfold, then slice.
             keys, vals = slab_windows(padded, problem, patch_size)
             for kp0 in range(0, kp, kp_blk):

@@ -3,10 +3,10 @@
 The numba pass (fused.py) still takes its logits from a matrix product, which writes
 every logit to memory and reads it back; with patches of 9 to 50 numbers the product
 alone runs at half the machine's matmul rate and the pass adds as much again. foldc.c
-keeps sixteen queries (eight with AVX2) in the lanes of a vector register and walks
-the keys eight at a time: each logit is a run of broadcast multiply-adds, and its exp,
-the running winner and the sums follow while it is still in a register. Nothing per
-logit is ever stored.
+keeps sixteen queries (eight with AVX2) in the lanes of a vector register, two such
+blocks at a time, and walks the keys eight at a time: each logit is a run of broadcast
+multiply-adds, and its exp, the running winner and the sums follow while it is still in
+a register. Nothing per logit is ever stored.
 
 The library is an optional extension module built by setup.py (a C compiler at install
 time); it runs where the CPU has AVX2 and FMA (AVX-512 where it has that). Elsewhere,
@@ -36,12 +36,14 @@ class FoldArgs(ctypes.Structure):
 LANES = 16
 # Values per key the kernel averages (foldc.c: MAXC).
 MAX_VALUES = 8
-# Longest patch (C * P * P) the kernel takes. Its product runs one row of the register
-# tile (16 queries by 8 keys), and for long patches the tensor library's product with
-# numba's pass is faster: alternating in one process (bench/native_ab.py, random and
-# MNIST, 2026-11-29), the kernel took 0.71-0.84x numba's time at P = 3, 0.65-0.93x at
-# P = 5, 0.76-1.16x at P = 7 (a wash) and 1.2-1.7x at P = 11 and 15.
-MAX_DIM = 32
+# Longest patch (C * P * P) the kernel takes (P = 9 grey, P = 5 colour); for longer ones
+# the tensor library's product with numba's pass is faster. With the register tile of
+# 2 x 16 queries by 8 keys, alternating in one process (bench/native_ab.py, random and
+# MNIST, N = 1,000, 2026-11-29, session 9), numba's route took 1.5-1.65x the kernel's
+# time at P = 3, 1.0-1.4x at P = 5, 1.04-1.87x at P = 7, 0.96-1.28x at P = 9 (ELS 1.22,
+# 1.28; bbELS 0.96, 1.02), 1.10-1.15x at colour P = 5, but 0.84-1.09x at P = 11 and
+# 0.64-0.82x at P = 15. (With one block of 16 queries, session 8: P = 7 was a wash.)
+MAX_DIM = 81
 # Keys per block: the block's patches stay in L2 while every query block reads them.
 _BLOCK_FLOATS = 1 << 16
 
