@@ -12,7 +12,9 @@ For each machine and patch size it prints seconds per step, the achieved cross-t
 GFLOP/s and exps per second, how far that is from what this machine's own matmul and
 exp rates allow for the same arithmetic ("x bound": flops / matmul rate + exps / exp
 rate, measured in this process at the start and after every case; the fastest reading
-of the whole table counts for every row, so rows print when the table is done), and
+of the whole table counts for every row, so rows print when the table is done; "x adj"
+the same against the rates read just before and just after that case, the faster of
+the two, which takes out the machine's drift between cases), and
 the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
 queries) run in the same process on the same inputs. ``--torch-route`` also times each
@@ -233,6 +235,7 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
             def run(machine=machine, boundary=boundary, p=p):
                 return machine_denoise(x, ab, train, machine, p, boundary)
 
+            rates_before = machine_rates(device)
             dedup.clear_cache()
             cold = best_time(run, device, 1)
             secs, out = timed(run, device, args.repeat)
@@ -252,6 +255,10 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
             # (the strictest bound).
             mm_now, exp_now = machine_rates(device)
             mm_rate, exp_rate = max(mm_rate, mm_now), max(exp_rate, exp_now)
+            # The bound at the rates read just before and just after this case (the
+            # faster of the two): the machine's drift between cases then cancels.
+            mm_adj, exp_adj = max(rates_before[0], mm_now), max(rates_before[1], exp_now)
+            adjacent = secs / (flops / (mm_adj * 1e9) + pairs / exp_adj)
             naive_s = speedup = diff = math.nan
             check = ""
             if not args.no_naive:
@@ -288,11 +295,11 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
                 f"{paper:>9.1f}"
                 + (f"{torch_s:>9.3f}{torch_s / secs:>8.2f}" if args.torch_route else "")
             )
-            rows.append((head, tail, check, secs, flops, pairs))
+            rows.append((head, f"{adjacent:>7.2f}{tail}", check, secs, flops, pairs))
             print(f"  ({name} P = {p} done)", file=sys.stderr, flush=True)
     print(
         f"{'machine':<14}{'P':>3}{'cold s':>8}{'s/step':>8}{'GFLOP/s':>9}{'Gexp/s':>8}"
-        f"{'x bound':>9}{'naive s':>9}{'speed-up':>9}{'max|dx0|':>10}{'flash s':>9}"
+        f"{'x bound':>9}{'x adj':>7}{'naive s':>9}{'speed-up':>9}{'max|dx0|':>10}{'flash s':>9}"
         f"{'x flash':>8}{'paper s':>9}"
         + (f"{'torch s':>9}{'x torch':>8}" if args.torch_route else "")
     )
