@@ -21,12 +21,20 @@ ALWAYS void CAT(FN, _begin)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, c
     for (int c = 0; c < cv; c++) st->a[c] = ZERO();
 }
 
+/* The loop's constants, read from A once (A's fields would be read again per key: the
+   stores of a rebase could alias them, as far as the compiler knows). */
+typedef struct {
+    V floor_, rebase, negl;
+    const float *counts, *vals;
+    int64_t vs;
+} CAT(FN, _consts);
+
 /* One key's logits (before the shift) into the state of queries m..m+VL-1. */
-ALWAYS void CAT(FN, _key)(const FoldArgs *A, CAT(FN, _state) *st, V l, int64_t j, int64_t m,
-                          const int64_t cv)
+ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, _state) *st,
+                          V l, int64_t j, int64_t m, const int64_t cv)
 {
     l = SUB(l, st->sh);
-    M over = CMPGT(l, SET1(A->rebase));
+    M over = CMPGT(l, k->rebase);
     if (__builtin_expect(ANY(over), 0)) {
         /* move the shift of the lanes over the limit up to this logit */
         V delta = MASKSEL(over, l, ZERO());
@@ -55,13 +63,13 @@ ALWAYS void CAT(FN, _key)(const FoldArgs *A, CAT(FN, _state) *st, V l, int64_t j
     M gt = CMPGT(l, st->mx);
     st->mx = MASKSEL(gt, l, st->mx);
     st->ix = IMASKSEL(gt, ISET1((int32_t)j), st->ix);
-    if (!ANY(CMPGE(l, SET1(A->negligible)))) return;
-    V lv = MAX(l, SET1(A->floor_));
+    if (!ANY(CMPGE(l, k->negl))) return;
+    V lv = MAX(l, k->floor_);
     V e = EXP2(lv);
-    if (A->counts) e = MUL(e, SET1(A->counts[j]));
+    if (k->counts) e = MUL(e, SET1(k->counts[j]));
     st->s = ADD(st->s, e);
     st->u = FMA(e, lv, st->u);
-    for (int c = 0; c < cv; c++) st->a[c] = FMA(e, SET1(A->vals[c * A->vs + j]), st->a[c]);
+    for (int c = 0; c < cv; c++) st->a[c] = FMA(e, SET1(k->vals[c * k->vs + j]), st->a[c]);
 }
 
 /* fold the block's float sums into the float64 state; the winners */
@@ -92,6 +100,9 @@ ALWAYS void CAT(FN, _end)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, con
 ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64_t cv)
 {
     const int64_t d = A->d, ks = A->ks, dp = d + 1;
+    const CAT(FN, _consts) kc = {
+        SET1(A->floor_), SET1(A->rebase), SET1(A->negligible), A->counts, A->vals, A->vs,
+    };
     for (int64_t ja = 0; ja < A->t_n; ja += A->kblock) {
         const int64_t jb = ja + A->kblock < A->t_n ? ja + A->kblock : A->t_n;
         /* The block's keys in groups of KS: a group's k-th numbers side by side, then
@@ -134,8 +145,8 @@ ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt,
                         l1[t] = FMA(q1v, kv, l1[t]);
                     }
                 }
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &s0, l0[t], j0 + t, m, cv);
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &s1, l1[t], j0 + t, m + VL, cv);
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &s0, l0[t], j0 + t, m, cv);
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &s1, l1[t], j0 + t, m + VL, cv);
             }
             CAT(FN, _end)(A, &s0, m, cv);
             CAT(FN, _end)(A, &s1, m + VL, cv);
@@ -154,7 +165,7 @@ ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt,
                     const float *kk = kp + k * KS;
                     for (int t = 0; t < KS; t++) lk[t] = FMA(qv, SET1(kk[t]), lk[t]);
                 }
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &st, lk[t], j0 + t, m, cv);
+                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &st, lk[t], j0 + t, m, cv);
             }
             CAT(FN, _end)(A, &st, m, cv);
         }
