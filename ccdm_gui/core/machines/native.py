@@ -42,7 +42,9 @@ MAX_VALUES = 8
 # MNIST, N = 1,000, 2026-11-29, session 9), numba's route took 1.5-1.65x the kernel's
 # time at P = 3, 1.0-1.4x at P = 5, 1.04-1.87x at P = 7, 0.96-1.28x at P = 9 (ELS 1.22,
 # 1.28; bbELS 0.96, 1.02), 1.10-1.15x at colour P = 5, but 0.84-1.09x at P = 11 and
-# 0.64-0.82x at P = 15. (With one block of 16 queries, session 8: P = 7 was a wash.)
+# 0.64-0.82x at P = 15. With the block copied by vector moves (later that day): P = 9
+# 1.29 / 1.20x, P = 11 1.14 / 0.85x (ELS / bbELS). (With one block of 16 queries,
+# session 8: P = 7 was a wash.)
 MAX_DIM = 81
 # Keys per block: the block's patches stay in L2 while every query block reads them.
 _BLOCK_FLOATS = 1 << 16
