@@ -95,6 +95,44 @@ ALWAYS void CAT(FN, _end)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, con
     }
 }
 
+/* nb (1 or 2, a constant) blocks of VL queries from m on against the keys ja..jb-1 of
+   the copied block kt. Two blocks at a time: each key number loaded serves two
+   multiply-adds, so the product is not held back by loads (a block alone loads 9
+   numbers per 8 multiply-adds, and a core loads 2 a cycle). */
+ALWAYS void CAT(FN, _blocks)(const FoldArgs *A, const CAT(FN, _consts) *kc, const float *kt,
+                             int64_t ja, int64_t jb, int64_t m, const int nb, const int64_t cv)
+{
+    const int64_t d = A->d, dp = d + 1;
+    const float *qb[2]; /* k-th numbers of queries m + b * VL..: qb[b][k * LANES] */
+    CAT(FN, _state) st[2];
+    for (int b = 0; b < nb; b++) {
+        const int64_t mb = m + b * VL;
+        qb[b] = A->qt + (mb / LANES) * d * LANES + mb % LANES;
+        CAT(FN, _begin)(A, &st[b], mb, cv);
+    }
+    for (int64_t j0 = ja; j0 < jb; j0 += KS) {
+        const float *kp = kt + (j0 - ja) * dp;
+        const int nk = jb - j0 < KS ? (int)(jb - j0) : KS;
+        /* KS keys at a time: their sums are independent chains, which keep the
+           multiply-add units busy (one chain waits on each result). */
+        V l[2][KS];
+        for (int b = 0; b < nb; b++)
+            for (int t = 0; t < KS; t++) l[b][t] = SET1(kp[d * KS + t]);
+        for (int64_t k = 0; k < d; k++) {
+            V qv[2];
+            for (int b = 0; b < nb; b++) qv[b] = LOAD(qb[b] + k * LANES);
+            const float *kk = kp + k * KS;
+            for (int t = 0; t < KS; t++) {
+                const V kv = SET1(kk[t]);
+                for (int b = 0; b < nb; b++) l[b][t] = FMA(qv[b], kv, l[b][t]);
+            }
+        }
+        for (int b = 0; b < nb; b++)
+            for (int t = 0; t < nk; t++) CAT(FN, _key)(A, kc, &st[b], l[b][t], j0 + t, m + b * VL, cv);
+    }
+    for (int b = 0; b < nb; b++) CAT(FN, _end)(A, &st[b], m + b * VL, cv);
+}
+
 /* cv, the number of values, comes in as a constant where it is 1 or 3 (grey, colour):
    the value sums then stay in registers instead of making a chain through memory. */
 ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64_t cv)
@@ -108,11 +146,10 @@ ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt,
         /* The block's keys in groups of KS: a group's k-th numbers side by side, then
            their scaled biases ([k][KS], KS * dp floats a group). The product then reads
            each number at a fixed offset from one pointer: an indexed address would cost
-           the multiply-add an extra micro-op on Intel cores (unlamination). */
-        /* Whole runs of KS numbers at a time (one vector move each): both threads copy
-           every block, and element by element the copy took 10-13% of a thread's time
-           at P = 5 and 7. A last group short of KS keys gets zeros in the slots the
-           product reads unused. */
+           the multiply-add an extra micro-op on Intel cores (unlamination). Copied a run
+           of KS numbers at a time (one vector move): both threads copy every block, and
+           element by element the copy took 10-13% of a thread's time at P = 5 and 7. A
+           last group short of KS keys gets zeros in the slots the product reads unused. */
         const int64_t full = (jb - ja) / KS, rest = (jb - ja) % KS;
         for (int64_t k = 0; k < dp; k++) {
             const float *src = k < d ? A->keys + k * ks + ja : A->bias + ja;
@@ -125,56 +162,8 @@ ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt,
         for (int64_t g = 0; g < full + (rest > 0); g++)
             for (int t = 0; t < KS; t++) kt[g * KS * dp + d * KS + t] *= A->bias_scale;
         int64_t m = q0;
-        /* Two blocks of VL queries at a time: each key number loaded serves two
-           multiply-adds, so the product is not held back by loads (a block alone
-           loads 9 numbers per 8 multiply-adds, and a core loads 2 a cycle). */
-        for (; m + 2 * VL <= q1; m += 2 * VL) {
-            /* k-th numbers of queries m..: qb[k * LANES] */
-            const float *qb0 = A->qt + (m / LANES) * d * LANES + m % LANES;
-            const float *qb1 = A->qt + ((m + VL) / LANES) * d * LANES + (m + VL) % LANES;
-            CAT(FN, _state) s0, s1;
-            CAT(FN, _begin)(A, &s0, m, cv);
-            CAT(FN, _begin)(A, &s1, m + VL, cv);
-            for (int64_t j0 = ja; j0 < jb; j0 += KS) {
-                const float *kp = kt + (j0 - ja) * dp;
-                const int nk = jb - j0 < KS ? (int)(jb - j0) : KS;
-                /* KS keys at a time: their sums are independent chains, which keep the
-                   multiply-add units busy (one chain waits on each result). */
-                V l0[KS], l1[KS];
-                for (int t = 0; t < KS; t++) l0[t] = l1[t] = SET1(kp[d * KS + t]);
-                for (int64_t k = 0; k < d; k++) {
-                    const V q0v = LOAD(qb0 + k * LANES), q1v = LOAD(qb1 + k * LANES);
-                    const float *kk = kp + k * KS;
-                    for (int t = 0; t < KS; t++) {
-                        const V kv = SET1(kk[t]);
-                        l0[t] = FMA(q0v, kv, l0[t]);
-                        l1[t] = FMA(q1v, kv, l1[t]);
-                    }
-                }
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &s0, l0[t], j0 + t, m, cv);
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &s1, l1[t], j0 + t, m + VL, cv);
-            }
-            CAT(FN, _end)(A, &s0, m, cv);
-            CAT(FN, _end)(A, &s1, m + VL, cv);
-        }
-        for (; m < q1; m += VL) {
-            const float *qb = A->qt + (m / LANES) * d * LANES + m % LANES;
-            CAT(FN, _state) st;
-            CAT(FN, _begin)(A, &st, m, cv);
-            for (int64_t j0 = ja; j0 < jb; j0 += KS) {
-                const float *kp = kt + (j0 - ja) * dp;
-                const int nk = jb - j0 < KS ? (int)(jb - j0) : KS;
-                V lk[KS];
-                for (int t = 0; t < KS; t++) lk[t] = SET1(kp[d * KS + t]);
-                for (int64_t k = 0; k < d; k++) {
-                    const V qv = LOAD(qb + k * LANES);
-                    const float *kk = kp + k * KS;
-                    for (int t = 0; t < KS; t++) lk[t] = FMA(qv, SET1(kk[t]), lk[t]);
-                }
-                for (int t = 0; t < nk; t++) CAT(FN, _key)(A, &kc, &st, lk[t], j0 + t, m, cv);
-            }
-            CAT(FN, _end)(A, &st, m, cv);
-        }
+        for (; m + 2 * VL <= q1; m += 2 * VL) CAT(FN, _blocks)(A, &kc, kt, ja, jb, m, 2, cv);
+        if (m < q1) CAT(FN, _blocks)(A, &kc, kt, ja, jb, m, 1, cv);
     }
 }
 
