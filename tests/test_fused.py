@@ -85,7 +85,8 @@ def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, 
     monkeypatch.setattr(streaming, "_REBASE32", np.float32(margin))
     monkeypatch.setattr(native, "_BLOCK_FLOATS", tile * (6 + 2 + cv))
     g = torch.Generator().manual_seed(cv * 100 + tile + weighted)
-    groups, m, d = 2, 5 if tile < 64 else 37, 6
+    # 100 queries: 7 lane blocks, several per thread.
+    groups, m, d = 2, {7: 5, 64: 37, 10_000: 100}[tile], 6
     q = torch.randn(groups, m, d, generator=g)
     st = StreamingSoftmax(q, 0.4, cv, tile_elements=tile * groups * m)
     assert st.fused if route == "numba" else st.native

@@ -11,6 +11,8 @@
 #define LANES 16
 /* Keys per step of the product. */
 #define KS 8
+/* Rows of keys copied together into a block (foldc_body.h). */
+#define COPY_ROWS 4
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 

@@ -148,16 +148,25 @@ ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt,
            each number at a fixed offset from one pointer: an indexed address would cost
            the multiply-add an extra micro-op on Intel cores (unlamination). Copied a run
            of KS numbers at a time (one vector move): both threads copy every block, and
-           element by element the copy took 10-13% of a thread's time at P = 5 and 7. A
-           last group short of KS keys gets zeros in the slots the product reads unused. */
+           element by element the copy took 10-13% of a thread's time at P = 5 and 7.
+           COPY_ROWS source rows are walked together, so each group's numbers are written
+           close together, not one number per group across the whole block at a time
+           (a copy-bound call 1.2-1.7x faster at 49 and 225 numbers a patch, C harness).
+           A last group short of KS keys gets zeros in the slots the product reads unused. */
         const int64_t full = (jb - ja) / KS, rest = (jb - ja) % KS;
-        for (int64_t k = 0; k < dp; k++) {
-            const float *src = k < d ? A->keys + k * ks + ja : A->bias + ja;
-            float *dst = kt + k * KS;
-            for (int64_t g = 0; g < full; g++) memcpy(dst + g * KS * dp, src + g * KS, KS * sizeof(float));
-            if (rest)
-                for (int t = 0; t < KS; t++) dst[full * KS * dp + t] = t < rest ? src[full * KS + t] : 0.0f;
+        for (int64_t k0 = 0; k0 < dp; k0 += COPY_ROWS) {
+            const int64_t k1 = k0 + COPY_ROWS < dp ? k0 + COPY_ROWS : dp;
+            for (int64_t g = 0; g < full; g++)
+                for (int64_t k = k0; k < k1; k++) {
+                    const float *src = k < d ? A->keys + k * ks + ja : A->bias + ja;
+                    memcpy(kt + k * KS + g * KS * dp, src + g * KS, KS * sizeof(float));
+                }
         }
+        if (rest)
+            for (int64_t k = 0; k < dp; k++) {
+                const float *src = k < d ? A->keys + k * ks + ja : A->bias + ja;
+                for (int t = 0; t < KS; t++) kt[full * KS * dp + k * KS + t] = t < rest ? src[full * KS + t] : 0.0f;
+            }
         /* the biases' scale, applied in place */
         for (int64_t g = 0; g < full + (rest > 0); g++)
             for (int t = 0; t < KS; t++) kt[g * KS * dp + d * KS + t] *= A->bias_scale;
