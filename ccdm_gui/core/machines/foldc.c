@@ -17,13 +17,9 @@
 #define CAT(a, b) CAT_(a, b)
 
 /* 2^r for |r| <= 1/2: the degree-5 polynomial of fused.exp2 (relative error below 3e-7),
-   in the vector operations of whichever instruction set includes it. */
-#define POLY2(r)                                                                          \
-    FMA(FMA(FMA(FMA(FMA(SET1(1.3276465506209798e-03f), r, SET1(9.675541708244806e-03f)), \
-                    r, SET1(5.550713297256251e-02f)),                                     \
-                r, SET1(2.4022119717306276e-01f)),                                        \
-            r, SET1(6.931469670479014e-01f)),                                             \
-        r, SET1(1.0000000716558548f))
+   in the vector operations of whichever instruction set includes it. Its coefficients
+   c[0..5] (highest power first) come in FoldArgs from fused.EXP2_POLY, their one home. */
+#define POLY2(r, c) FMA(FMA(FMA(FMA(FMA(c[0], r, c[1]), r, c[2]), r, c[3]), r, c[4]), r, c[5])
 
 typedef struct {
     int64_t d, ks, cv, vs, mpad, t_n, kblock;
@@ -33,6 +29,7 @@ typedef struct {
     int64_t *best_j;
     uint8_t *changed;
     double *s, *u, *acc;
+    float poly[6];
 } FoldArgs;
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -61,11 +58,11 @@ typedef struct {
 #define ANY(m) ((m) != 0)
 #define MASKSEL(m, a, b) _mm512_mask_blend_ps(m, b, a)
 #define IMASKSEL(m, a, b) _mm512_mask_blend_epi32(m, b, a)
-static inline TARGET __m512 exp2_512(__m512 v)
+static inline TARGET __m512 exp2_512(__m512 v, const __m512 *c)
 {
     __m512 n = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_sub_ps(v, n);
-    return _mm512_scalef_ps(POLY2(r), n); /* 2^n by the exponent, in one instruction */
+    return _mm512_scalef_ps(POLY2(r, c), n); /* 2^n by the exponent, in one instruction */
 }
 #define EXP2 exp2_512
 #include "foldc_body.h"
@@ -116,11 +113,11 @@ static inline TARGET __m512 exp2_512(__m512 v)
 #define ANY(m) (_mm256_movemask_ps(m) != 0)
 #define MASKSEL(m, a, b) _mm256_blendv_ps(b, a, m)
 #define IMASKSEL(m, a, b) _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), m))
-static inline TARGET __m256 exp2_256(__m256 v)
+static inline TARGET __m256 exp2_256(__m256 v, const __m256 *c)
 {
     __m256 n = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_sub_ps(v, n);
-    __m256 p = POLY2(r);
+    __m256 p = POLY2(r, c);
     /* 2^n written into the exponent bits (n lies in [-80, 20]: the clamp and the rebase) */
     __m256i k = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(k));

@@ -24,7 +24,7 @@ ALWAYS void CAT(FN, _begin)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, c
 /* The loop's constants, read from A once (A's fields would be read again per key: the
    stores of a rebase could alias them, as far as the compiler knows). */
 typedef struct {
-    V floor_, rebase, negl;
+    V floor_, rebase, negl, poly[6];
     const float *counts, *vals;
     int64_t vs;
 } CAT(FN, _consts);
@@ -65,7 +65,7 @@ ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, 
     st->ix = IMASKSEL(gt, ISET1((int32_t)j), st->ix);
     if (!ANY(CMPGE(l, k->negl))) return;
     V lv = MAX(l, k->floor_);
-    V e = EXP2(lv);
+    V e = EXP2(lv, k->poly);
     if (k->counts) e = MUL(e, SET1(k->counts[j]));
     st->s = ADD(st->s, e);
     st->u = FMA(e, lv, st->u);
@@ -138,9 +138,11 @@ ALWAYS void CAT(FN, _blocks)(const FoldArgs *A, const CAT(FN, _consts) *kc, cons
 ALWAYS void CAT(FN, _body)(const FoldArgs *A, int64_t q0, int64_t q1, float *kt, const int64_t cv)
 {
     const int64_t d = A->d, ks = A->ks, dp = d + 1;
-    const CAT(FN, _consts) kc = {
-        SET1(A->floor_), SET1(A->rebase), SET1(A->negligible), A->counts, A->vals, A->vs,
+    CAT(FN, _consts) kc = {
+        .floor_ = SET1(A->floor_), .rebase = SET1(A->rebase), .negl = SET1(A->negligible),
+        .counts = A->counts, .vals = A->vals, .vs = A->vs,
     };
+    for (int i = 0; i < 6; i++) kc.poly[i] = SET1(A->poly[i]);
     for (int64_t ja = 0; ja < A->t_n; ja += A->kblock) {
         const int64_t jb = ja + A->kblock < A->t_n ? ja + A->kblock : A->t_n;
         /* The block's keys in groups of KS: a group's k-th numbers side by side, then

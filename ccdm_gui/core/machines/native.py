@@ -19,7 +19,7 @@ import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .fused import switched_off
+from .fused import EXP2_POLY, switched_off
 
 
 class FoldArgs(ctypes.Structure):
@@ -29,9 +29,12 @@ class FoldArgs(ctypes.Structure):
         *((name, ctypes.c_float) for name in ("bias_scale", "floor_", "rebase", "negligible")),
         *((name, ctypes.c_void_p) for name in ("shift", "best", "best_j", "changed")),
         *((name, ctypes.c_void_p) for name in ("s", "u", "acc")),
+        ("poly", ctypes.c_float * 6),
     ]
 
 
+# The exp's polynomial, as the kernel takes it (FoldArgs.poly).
+POLY = (ctypes.c_float * 6)(*EXP2_POLY)
 # Queries are padded to a multiple of this (the widest lane count).
 LANES = 16
 # Values per key the kernel averages (foldc.c: MAXC).

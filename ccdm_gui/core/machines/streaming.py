@@ -261,7 +261,7 @@ class StreamingSoftmax:
                     self._shift[gi].ctypes.data, self._nbest[gi].ctypes.data,
                     self._nbest_j[gi].ctypes.data, self._nchanged[gi].ctypes.data,
                     self._ns[gi].ctypes.data, self._nu[gi].ctypes.data,
-                    self._nacc[gi].ctypes.data,
+                    self._nacc[gi].ctypes.data, native.POLY,
                 )
             )  # fmt: skip
         self._nchanged[:] = 0
