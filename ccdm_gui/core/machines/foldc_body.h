@@ -29,15 +29,15 @@ typedef struct {
     int64_t vs;
 } CAT(FN, _consts);
 
-/* One key's logits (before the shift) into the state of queries m..m+VL-1. */
-ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, _state) *st,
-                          V l, int64_t j, int64_t m, const int64_t cv)
+/* Lanes gt of one key's logits l (over the shift) beat their best: the winners, and
+   first, for lanes over the rebase limit, the shift moved up to this logit. */
+ALWAYS void CAT(FN, _improve)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, _state) *st,
+                              V *l, M gt, int64_t j, int64_t m, const int64_t cv)
 {
-    l = SUB(l, st->sh);
-    M over = CMPGT(l, k->rebase);
-    if (__builtin_expect(ANY(over), 0)) {
+    M over = CMPGT(*l, k->rebase);
+    if (ANY(over)) {
         /* move the shift of the lanes over the limit up to this logit */
-        V delta = MASKSEL(over, l, ZERO());
+        V delta = MASKSEL(over, *l, ZERO());
         float dl[VL], sl[VL], ul[VL], al[MAXC][VL];
         STORE(dl, delta); STORE(sl, st->s); STORE(ul, st->u);
         for (int c = 0; c < cv; c++) STORE(al[c], st->a[c]);
@@ -58,11 +58,25 @@ ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, 
         for (int c = 0; c < cv; c++) st->a[c] = LOAD(al[c]);
         st->sh = ADD(st->sh, delta);
         st->mx = SUB(st->mx, delta);
-        l = SUB(l, delta);
+        *l = SUB(*l, delta);
+        gt = CMPGT(*l, st->mx);
     }
-    M gt = CMPGT(l, st->mx);
-    st->mx = MASKSEL(gt, l, st->mx);
+    st->mx = MASKSEL(gt, *l, st->mx);
     st->ix = IMASKSEL(gt, ISET1((int32_t)j), st->ix);
+}
+
+/* One key's logits (before the shift) into the state of queries m..m+VL-1.
+
+   The best logit over the shift never exceeds the rebase limit (a rebase pulls it
+   back under), so a logit that beats no lane's best needs neither a rebase nor the
+   winner's update: after the first keys of a stream almost none does, and the common
+   path is one comparison instead of two comparisons and three selects. */
+ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, _state) *st,
+                          V l, int64_t j, int64_t m, const int64_t cv)
+{
+    l = SUB(l, st->sh);
+    M gt = CMPGT(l, st->mx);
+    if (__builtin_expect(ANY(gt), 0)) CAT(FN, _improve)(A, k, st, &l, gt, j, m, cv);
     if (!ANY(CMPGE(l, k->negl))) return;
     V lv = MAX(l, k->floor_);
     V e = EXP2(lv, k->poly);
