@@ -302,6 +302,37 @@ def test_merge_cache_follows_in_place_changes(fresh_dedup):
     torch.testing.assert_close(machine_denoise(x, 0.3, other, "els", 3, "circular").x0, out.x0)
 
 
+@pytest.mark.parametrize("p,c", [(1, 1), (3, 1), (3, 3), (5, 2)])
+def test_window_hashes_group_exactly_the_equal_windows(p, c):
+    # Quantised pixels (as in MNIST) with a constant background: many windows repeat.
+    # Windows with one hash must be equal and equal windows must share one hash, in the
+    # same image-major order as the unfolded windows.
+    g = torch.Generator().manual_seed(10 * p + c)
+    train = (torch.randint(0, 4, (9, c, 10, 11), generator=g).float() / 3) * 2 - 1
+    train[:, :, :6] = -1.0
+    across = torch.randn(p, generator=g, dtype=torch.float64).tolist()
+    down = torch.randn(c, p, generator=g, dtype=torch.float64).tolist()
+    hashes = dedup._hashes(train, across, down)
+    windows = dedup._windows(train, p).T  # [n * Kp, D]
+    _, by_window = torch.unique(windows, dim=0, return_inverse=True)
+    _, by_hash = torch.unique(hashes, return_inverse=True)
+    assert by_window.max() < windows.shape[0] - 1  # there are repeats to find
+    # the two partitions are the same: each window group maps to one hash group and back
+    pairs = torch.unique(torch.stack([by_window, by_hash]), dim=1)
+    assert pairs.shape[1] == int(by_window.max()) + 1 == int(by_hash.max()) + 1
+
+
+def test_a_hash_collision_leaves_the_candidates_unmerged(fresh_dedup, monkeypatch):
+    # Every window hashing alike must not merge different windows: the check against
+    # each group's first member turns merging off, and the answer stays exact.
+    train = _mostly_constant(4, 6, 1, 9, 8)
+    monkeypatch.setattr(dedup, "_hashes", lambda imgs, a, d: torch.zeros(
+        imgs.shape[0] * (imgs.shape[2] - len(a) + 1) * (imgs.shape[3] - len(a) + 1),
+        dtype=torch.float64,
+    ))  # fmt: skip
+    assert dedup._merge(train, 3) is None
+
+
 def test_random_data_is_not_merged(fresh_dedup):
     x, train = _case(6, 1, 9, 8, 6, 1, 0.5)
     machine_denoise(x, 0.5, train, "els", 3, "circular")
