@@ -32,7 +32,7 @@ def dense_hashes(train: torch.Tensor, p: int) -> torch.Tensor:
     proj = torch.randn(train.shape[1] * p * p, dtype=torch.float64)
     step = max(1, dedup._HASH_CHUNK_ELEMENTS // (proj.numel() * (train.shape[2] - p + 1) ** 2))
     parts = [
-        proj @ dedup._windows(train[i : i + step], p).double() for i in range(0, len(train), step)
+        dedup._windows(train[i : i + step], p).double() @ proj for i in range(0, len(train), step)
     ]
     return torch.cat(parts)
 

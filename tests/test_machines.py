@@ -313,7 +313,7 @@ def test_window_hashes_group_exactly_the_equal_windows(p, c):
     across = torch.randn(p, generator=g, dtype=torch.float64).tolist()
     down = torch.randn(c, p, generator=g, dtype=torch.float64).tolist()
     hashes = dedup._hashes(train, across, down)
-    windows = dedup._windows(train, p).T  # [n * Kp, D]
+    windows = dedup._windows(train, p)  # [n * Kp, D]
     _, by_window = torch.unique(windows, dim=0, return_inverse=True)
     _, by_hash = torch.unique(hashes, return_inverse=True)
     assert by_window.max() < windows.shape[0] - 1  # there are repeats to find
