@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machines import dataset  # noqa: E402
+from tile_parts import best_of  # noqa: E402
 
 from ccdm_gui.core.machines import dedup  # noqa: E402
 
@@ -43,15 +43,6 @@ def separable_hashes(train: torch.Tensor, p: int) -> torch.Tensor:
     return dedup._hashes(train, across, down)
 
 
-def best(fn, rounds: int) -> float:
-    t = math.inf
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", choices=("random", "mnist"), default="mnist")
@@ -67,10 +58,10 @@ def main() -> None:
     for p in args.p:
         dense = sep = math.inf
         for _ in range(args.rounds):  # alternately: the machine drifts by the minute
-            dense = min(dense, best(lambda p=p: dense_hashes(train, p), 1))
-            sep = min(sep, best(lambda p=p: separable_hashes(train, p), 1))
+            dense = min(dense, best_of(lambda p=p: dense_hashes(train, p), 1))
+            sep = min(sep, best_of(lambda p=p: separable_hashes(train, p), 1))
         found = dedup._merge(train, p)
-        merge = best(lambda p=p: dedup._merge(train, p), args.rounds)
+        merge = best_of(lambda p=p: dedup._merge(train, p), args.rounds)
         total = args.n * (train.shape[2] - p + 1) * (train.shape[3] - p + 1)
         kept = (
             "no (over 75% distinct)"
