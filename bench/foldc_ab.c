@@ -3,7 +3,8 @@
    them alternately. Prints the best seconds of `reps` calls and one sum (the two builds
    must agree on it).
 
-   usage: foldc_ab D QUERIES KEYS REPS */
+   usage: foldc_ab D QUERIES KEYS REPS C0 C1 C2 C3 C4 C5
+   (C0..C5: the exp polynomial, fused.EXP2_POLY, which foldc_ab.sh reads from the tree) */
 #include "foldc.c"
 #include <time.h>
 
@@ -21,8 +22,8 @@ static float uniform(void) { return 2.0f * (float)rand() / (float)RAND_MAX - 1.0
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s D QUERIES KEYS REPS\n", argv[0]);
+    if (argc != 11) {
+        fprintf(stderr, "usage: %s D QUERIES KEYS REPS C0 C1 C2 C3 C4 C5\n", argv[0]);
         return 2;
     }
     const int64_t d = atoi(argv[1]), mq = atoi(argv[2]), nk = atoi(argv[3]);
@@ -47,9 +48,8 @@ int main(int argc, char **argv)
         .bias_scale = 1.0f, .floor_ = -80.0f, .rebase = 20.0f, .negligible = -60.0f,
         .shift = shift, .best = best, .best_j = best_j, .changed = changed,
         .s = s, .u = u, .acc = acc,
-        .poly = {1.3276465506209798e-03f, 9.675541708244806e-03f, 5.550713297256251e-02f,
-                 2.4022119717306276e-01f, 6.931469670479014e-01f, 1.0000000716558548f},
     };
+    for (int i = 0; i < 6; i++) A.poly[i] = strtof(argv[5 + i], NULL);
     float *kt = malloc(sizeof(float) * kb * (d + 1));
     int isa = ccdm_fold_isa();
     double fastest = 1e30;

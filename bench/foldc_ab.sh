@@ -6,7 +6,8 @@
 #   bash bench/foldc_ab.sh [BASE] [D ...]       e.g.  bash bench/foldc_ab.sh HEAD~1 9 25 49
 #
 # Env: QUERIES (512), KEYS (17820), ROUNDS (6), REPS per round (3). Both builds must
-# print the same sum: they fold the same random data.
+# print the same sum: they fold the same random data with this tree's exp polynomial
+# (fused.EXP2_POLY; a base from before 154a8af, whose kernel had its own, won't build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 base=${1:-HEAD}
@@ -17,6 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 py=${PYTHON:-$root/.venv/bin/python}
 inc=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+poly=$(cd "$root" && "$py" -c "from ccdm_gui.core.machines.fused import EXP2_POLY; print(*EXP2_POLY)")
 mkdir -p "$tmp/base"
 for f in foldc.c foldc_body.h; do
     git -C "$root" show "$base:ccdm_gui/core/machines/$f" > "$tmp/base/$f"
@@ -28,7 +30,8 @@ gcc -O3 -I"$root/ccdm_gui/core/machines" -I"$inc" "$tmp/foldc_ab.c" -o "$tmp/fol
 echo "D  base s   this s  base/this  (best of ${ROUNDS:-6} x ${REPS:-3}, ${QUERIES:-512} queries x ${KEYS:-17820} keys, one thread)"
 for d in "${dims[@]}"; do
     for _ in $(seq "${ROUNDS:-6}"); do
-        echo "$("$tmp/fold_base" "$d" "${QUERIES:-512}" "${KEYS:-17820}" "${REPS:-3}") $("$tmp/fold_this" "$d" "${QUERIES:-512}" "${KEYS:-17820}" "${REPS:-3}")"
+        args=("$d" "${QUERIES:-512}" "${KEYS:-17820}" "${REPS:-3}" $poly)
+        echo "$("$tmp/fold_base" "${args[@]}") $("$tmp/fold_this" "${args[@]}")"
     done | awk -v d="$d" 'BEGIN { b = 1e9; t = 1e9 }
         { if ($1 < b) b = $1; if ($3 < t) t = $3; sb = $2; st = $4 }
         END { printf "%-3d %.5f  %.5f  %.2f%s\n", d, b, t, b / t, (sb == st ? "" : "  SUMS DIFFER: " sb " " st) }'

@@ -324,7 +324,7 @@ def test_window_hashes_group_exactly_the_equal_windows(p, c):
 
 def test_a_hash_collision_leaves_the_candidates_unmerged(fresh_dedup, monkeypatch):
     # Every window hashing alike must not merge different windows: the check against
-    # each group's first member turns merging off, and the answer stays exact.
+    # each group's first member turns merging off.
     train = _mostly_constant(4, 6, 1, 9, 8)
     monkeypatch.setattr(dedup, "_hashes", lambda imgs, a, d: torch.zeros(
         imgs.shape[0] * (imgs.shape[2] - len(a) + 1) * (imgs.shape[3] - len(a) + 1),
