@@ -11,7 +11,10 @@ setup(
         Extension(
             "ccdm_gui.core.machines._foldc",
             sources=["ccdm_gui/core/machines/foldc.c"],
-            depends=["ccdm_gui/core/machines/foldc_body.h"],
+            depends=[
+                "ccdm_gui/core/machines/foldc_body.h",
+                "ccdm_gui/core/machines/wsum_body.h",
+            ],
             extra_compile_args=["-O3"],
             optional=True,
         )

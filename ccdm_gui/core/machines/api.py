@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
-from . import dedup
+from . import dedup, windowsums
 from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
@@ -163,7 +165,10 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         entropy=torch.empty(b, h, w, dtype=x.dtype, device=dev),
     )
     key_scale = a * a / (2.0 * v)
-    for prob in build_problems(machine, patch_size, boundary, h, w, dev):
+    problems = build_problems(machine, patch_size, boundary, h, w, dev)
+    if windowsums.applies(x, patch_size):
+        problems = _window_sums(out, x, train, a, v, patch_size, problems)
+    for prob in problems:
         if prob.layout == "each":  # bbELS corners: LS pixels
             _corners(out, x, train, a, v, patch_size, prob)
             continue
@@ -193,6 +198,64 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         parts = [st.result() for st in states]
         _scatter(out, prob, parts, b)
     return out
+
+
+def _window_sums(out: MachineOutput, x, train, a, v, patch_size: int, problems):
+    """Every group whose queries and keys fill rectangles, by windowsums.py; edge
+    columns transposed (then each is a row, where window sums pay). Returns the
+    problems left for the streamed route."""
+    d = patch_size // 2
+    plain, across, left = [], [], []
+    for prob in problems:
+        boxes = None
+        if prob.layout in ("valid", "rows", "cols"):
+            flip = prob.layout == "cols"
+            boxes = [
+                windowsums.rects_of(q.flip(-1) if flip else q, k.flip(-1) if flip else k)
+                for q, k in zip(prob.qpos, prob.kpos, strict=True)
+            ]
+        if boxes is None or None in boxes:
+            left.append(prob)
+            continue
+        (across if flip else plain).append((prob.query_boundary, boxes))
+    tr = train.numpy()
+    for groups, transposed in ((plain, False), (across, True)):
+        for boundary in {bd for bd, _ in groups}:
+            rects = [r for bd, boxes in groups if bd == boundary for r in boxes]
+            mode = "circular" if boundary == "circular" else "constant"
+            xp = F.pad(x, (d, d, d, d), mode=mode)
+            if transposed:
+                xp = xp.transpose(-1, -2)
+            res = windowsums.fold(
+                np.ascontiguousarray(xp.numpy()),
+                tr.transpose(0, 1, 3, 2) if transposed else tr,
+                rects, patch_size, a, v,
+            )  # fmt: skip
+            _scatter_rects(out, rects, transposed, res)
+    return left
+
+
+def _scatter_rects(out: MachineOutput, rects, transposed: bool, res) -> None:
+    s, u, acc, best, img, key = (torch.from_numpy(t) for t in res)
+    qpos, kpos = [], []
+    for qi0, qi1, qj0, qj1, ku0, ku1, kv0, kv1 in rects:
+        qpos.append(grid_positions(range(qi0, qi1), range(qj0, qj1), "cpu"))
+        kpos.append(grid_positions(range(ku0, ku1), range(kv0, kv1), "cpu"))
+    # Each query's winning key: its rectangle's key list, offset by the rectangle.
+    counts = [len(k) for k in kpos]
+    sizes = torch.tensor([len(q) for q in qpos])
+    first_key = torch.tensor([0, *counts[:-1]]).cumsum(0).repeat_interleave(sizes)
+    kyx = torch.cat(kpos)[first_key[None] + key]  # [B, Q, 2]
+    qyx = torch.cat(qpos)
+    if transposed:
+        kyx, qyx = kyx.flip(-1), qyx.flip(-1)
+    rows, cols = qyx.unbind(1)
+    dt = out.x0.dtype
+    out.x0[:, :, rows, cols] = (acc / s[..., None]).to(dt).transpose(1, 2)
+    out.source_index[:, rows, cols] = img
+    out.source_yx[:, rows, cols] = kyx
+    out.weight[:, rows, cols] = (torch.exp2(best) / s).to(dt)
+    out.entropy[:, rows, cols] = (torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt)
 
 
 def _corners(out: MachineOutput, x, train, a, v, patch_size: int, prob: Problem) -> None:

@@ -32,6 +32,24 @@ typedef struct {
     float poly[6];
 } FoldArgs;
 
+/* Window sums (wsum_body.h): train [N, C, H, W] at strides ts (in floats; a transposed
+   view works as well), xp [B, C, hq, wq] the padded noisy images, rects [nrect, 9] (see
+   windowsums.fold). The state is one thread's: [B, q] (acc [B, q, C]). */
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t ts[4];
+    const float *train;
+    int64_t b, hq, wq;
+    const float *xp;
+    int64_t p, nrect, q;
+    const int64_t *rects;
+    float alpha, beta, floor_, rebase;
+    float poly[6];
+    double *m, *s, *u, *acc;
+    float *best;
+    int64_t *img, *key;
+} WsumArgs;
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
@@ -66,6 +84,9 @@ static inline TARGET __m512 exp2_512(__m512 v, const __m512 *c)
 }
 #define EXP2 exp2_512
 #include "foldc_body.h"
+#define WFN wsum_avx512
+#include "wsum_body.h"
+#undef WFN
 #undef FN
 #undef TARGET
 #undef VL
@@ -124,6 +145,9 @@ static inline TARGET __m256 exp2_256(__m256 v, const __m256 *c)
 }
 #define EXP2 exp2_256
 #include "foldc_body.h"
+#define WFN wsum_avx2
+#include "wsum_body.h"
+#undef WFN
 
 /* 2: AVX-512, 1: AVX2, 0: neither (the caller takes another route). */
 int ccdm_fold_isa(void)
@@ -144,7 +168,21 @@ int ccdm_fold(const FoldArgs *A, int64_t q0, int64_t q1, int isa)
     free(kt);
     return 0;
 }
+
+/* Thread t of n_threads: training images t * 2VL.. in steps of n_threads * 2VL. Returns
+   0, or 1 when the scratch memory could not be had. */
+int ccdm_wsum(const WsumArgs *A, int64_t t, int64_t n_threads, int isa)
+{
+    if (isa == 2) return wsum_avx512(A, t, n_threads);
+    if (isa == 1) return wsum_avx2(A, t, n_threads);
+    return 1;
+}
+
+/* Training images per block (the lanes of one call): 2 vectors. */
+int ccdm_wsum_block(int isa) { return isa == 2 ? 32 : 16; }
 #else
+int ccdm_wsum(const WsumArgs *A, int64_t t, int64_t n_threads, int isa) { (void)A; (void)t; (void)n_threads; (void)isa; return 1; }
+int ccdm_wsum_block(int isa) { (void)isa; return 1; }
 int ccdm_fold_isa(void) { return 0; }
 int ccdm_fold(const FoldArgs *A, int64_t q0, int64_t q1, int isa) { (void)A; (void)q0; (void)q1; (void)isa; return 1; }
 #endif

@@ -33,6 +33,21 @@ class FoldArgs(ctypes.Structure):
     ]
 
 
+class WsumArgs(ctypes.Structure):
+    _fields_ = [
+        *((name, ctypes.c_int64) for name in ("n", "c", "h", "w")),
+        ("ts", ctypes.c_int64 * 4),
+        ("train", ctypes.c_void_p),
+        *((name, ctypes.c_int64) for name in ("b", "hq", "wq")),
+        ("xp", ctypes.c_void_p),
+        *((name, ctypes.c_int64) for name in ("p", "nrect", "q")),
+        ("rects", ctypes.c_void_p),
+        *((name, ctypes.c_float) for name in ("alpha", "beta", "floor_", "rebase")),
+        ("poly", ctypes.c_float * 6),
+        *((name, ctypes.c_void_p) for name in ("m", "s", "u", "acc", "best", "img", "key")),
+    ]
+
+
 # The exp's polynomial, as the kernel takes it (FoldArgs.poly).
 POLY = (ctypes.c_float * 6)(*EXP2_POLY)
 # Queries are padded to a multiple of this (the widest lane count).
@@ -77,6 +92,12 @@ def _load() -> None:
     lib.ccdm_fold.argtypes = [
         ctypes.POINTER(FoldArgs), ctypes.c_int64, ctypes.c_int64, ctypes.c_int
     ]  # fmt: skip
+    lib.ccdm_wsum.restype = ctypes.c_int
+    lib.ccdm_wsum.argtypes = [
+        ctypes.POINTER(WsumArgs), ctypes.c_int64, ctypes.c_int64, ctypes.c_int
+    ]  # fmt: skip
+    lib.ccdm_wsum_block.restype = ctypes.c_int
+    lib.ccdm_wsum_block.argtypes = [ctypes.c_int]
     _isa = lib.ccdm_fold_isa()
     if _isa == 0:
         reason = "it has code only for x86-64 CPUs with AVX2 or AVX-512"
@@ -136,3 +157,25 @@ def fold(groups: list[FoldArgs], mpad: int, threads: int) -> None:
         failed = [f.result() for f in futures]
     if any(failed):
         raise MemoryError("the compiled fold could not allocate its block of keys")
+
+
+def wsum_block() -> int:
+    """Training images per block of the window-sum kernel (its lanes)."""
+    return _lib.ccdm_wsum_block(_isa)
+
+
+def wsum(per_thread: list[WsumArgs]) -> None:
+    """Run the window-sum kernel, thread t of len(per_thread) with the t-th arguments
+    (each holds its own state)."""
+    threads = len(per_thread)
+    if threads == 1:
+        failed = [_lib.ccdm_wsum(ctypes.byref(per_thread[0]), 0, 1, _isa)]
+    else:
+        pool = _executor(threads)
+        futures = [
+            pool.submit(_lib.ccdm_wsum, ctypes.byref(a), t, threads, _isa)
+            for t, a in enumerate(per_thread)
+        ]
+        failed = [f.result() for f in futures]
+    if any(failed):
+        raise MemoryError("the window-sum kernel could not allocate its scratch memory")
