@@ -13,6 +13,8 @@
 #define KS 8
 /* Rows of keys copied together into a block (foldc_body.h). */
 #define COPY_ROWS 4
+/* Vectors of training images per block of the window-sum kernel (wsum_body.h). */
+#define WSUM_NH 1
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
@@ -179,7 +181,7 @@ int ccdm_wsum(const WsumArgs *A, int64_t t, int64_t n_threads, int isa)
 }
 
 /* Training images per block (the lanes of one call): 2 vectors. */
-int ccdm_wsum_block(int isa) { return isa == 2 ? 32 : 16; }
+int ccdm_wsum_block(int isa) { return (isa == 2 ? 16 : 8) * WSUM_NH; }
 #else
 int ccdm_wsum(const WsumArgs *A, int64_t t, int64_t n_threads, int isa) { (void)A; (void)t; (void)n_threads; (void)isa; return 1; }
 int ccdm_wsum_block(int isa) { (void)isa; return 1; }

@@ -71,8 +71,8 @@ def fold(
     index (row-major) in its rectangle.
     """
     b, c = xp.shape[:2]
-    # The kernel computes columns in runs of four, up to three past the last one needed.
-    xp = np.ascontiguousarray(np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, 3))))
+    # The kernel computes columns in runs (wsum_body.h: WQB), some past the last needed.
+    xp = np.ascontiguousarray(np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, 8))))
     table = []
     q = 0
     for r in rects:

@@ -6,37 +6,55 @@
    query row the softmax state of each query and lane is kept in float arrays (L1) and
    merged into the thread's float64 state when the row is done. */
 
-#define NBK (2 * VL)
+#define NBK (WSUM_NH * VL)
+/* G's register block: WQB columns by WDB offsets (wsum_gblock) */
+#ifndef WQB
+#define WQB 4
+#endif
+#ifndef WDB
+#define WDB 4
+#endif
+#ifndef WCH
+#define WCH 5
+#endif
 #define WALWAYS static inline __attribute__((always_inline)) TARGET
 
-/* A row's per-lane states (nb lanes valid) into the thread's float64 state. */
+/* A row's per-lane states (nb lanes valid) into the thread's float64 state. The row's
+   state is one block per query: shift, s, u, best logit, its key, then the value sums,
+   NBK lanes each (fields side by side: one query's state is a few whole cache lines). */
+#define F_M 0
+#define F_S 1
+#define F_U 2
+#define F_BEST 3
+#define F_KEY 4
+#define F_ACC 5
 WALWAYS void CAT(WFN, _merge)(const WsumArgs *A, int64_t base, int64_t qw, int64_t n0, int64_t nb,
-                               const float *lm, const float *ls, const float *lu,
-                               const float *lacc, const float *lbest, const float *lkey)
+                               const float *rs)
 {
-    const int64_t c_n = A->c;
+    const int64_t c_n = A->c, fs = (F_ACC + c_n) * NBK;
     for (int64_t jj = 0; jj < qw; jj++) {
         const int64_t q = base + jj;
+        const float *r = rs + jj * fs;
         for (int64_t k = 0; k < nb; k++) {
-            const int64_t o = jj * NBK + k;
-            double m1 = lm[o], mm = A->m[q];
+            double m1 = r[F_M * NBK + k], s1 = r[F_S * NBK + k], u1 = r[F_U * NBK + k];
+            double mm = A->m[q];
             if (mm == -INFINITY) {
                 A->m[q] = m1;
-                A->s[q] = ls[o];
-                A->u[q] = lu[o];
-                for (int64_t c = 0; c < c_n; c++) A->acc[q * c_n + c] = lacc[(jj * c_n + c) * NBK + k];
+                A->s[q] = s1;
+                A->u[q] = u1;
+                for (int64_t c = 0; c < c_n; c++) A->acc[q * c_n + c] = r[(F_ACC + c) * NBK + k];
             } else {
                 double top = mm > m1 ? mm : m1, sa = exp2(mm - top), sb = exp2(m1 - top);
-                A->u[q] = sa * (A->u[q] + (mm - top) * A->s[q]) + sb * (lu[o] + (m1 - top) * ls[o]);
-                A->s[q] = sa * A->s[q] + sb * ls[o];
+                A->u[q] = sa * (A->u[q] + (mm - top) * A->s[q]) + sb * (u1 + (m1 - top) * s1);
+                A->s[q] = sa * A->s[q] + sb * s1;
                 for (int64_t c = 0; c < c_n; c++)
-                    A->acc[q * c_n + c] = sa * A->acc[q * c_n + c] + sb * lacc[(jj * c_n + c) * NBK + k];
+                    A->acc[q * c_n + c] = sa * A->acc[q * c_n + c] + sb * r[(F_ACC + c) * NBK + k];
                 A->m[q] = top;
             }
-            if (lbest[o] > A->best[q]) {
-                A->best[q] = lbest[o];
+            if (r[F_BEST * NBK + k] > A->best[q]) {
+                A->best[q] = r[F_BEST * NBK + k];
                 A->img[q] = n0 + k;
-                A->key[q] = (int64_t)lkey[o];
+                A->key[q] = (int64_t)r[F_KEY * NBK + k];
             }
         }
     }
@@ -50,7 +68,7 @@ WALWAYS void CAT(WFN, _norms)(const float *tb, int64_t c_n, int64_t h, int64_t w
     const int64_t hp = h + p - 1;
     for (int64_t r = 0; r < hp; r++)
         for (int64_t v = 0; v < w; v++)
-            for (int half = 0; half < 2; half++) {
+            for (int half = 0; half < WSUM_NH; half++) {
                 V acc = ZERO();
                 for (int64_t c = 0; c < c_n; c++)
                     for (int64_t b = 0; b < p; b++) {
@@ -61,79 +79,91 @@ WALWAYS void CAT(WFN, _norms)(const float *tb, int64_t c_n, int64_t h, int64_t w
             }
     for (int64_t u = 0; u < h; u++)
         for (int64_t v = 0; v < w; v++)
-            for (int half = 0; half < 2; half++) {
+            for (int half = 0; half < WSUM_NH; half++) {
                 V acc = ZERO();
                 for (int64_t a = 0; a < p; a++) acc = ADD(acc, LOAD(rowsq + ((u + a) * w + v) * NBK + half * VL));
                 STORE(kn + (u * w + v) * NBK + half * VL, acc);
             }
 }
 
-/* G for four offsets dv0..dv0+3 at once: gb[k * gs + (q - qa) * NBK] = sum over c and the
-   window's rows a of x[c, i + a, q] t[c, u + a, q + dv0 + k], q = qa.. in runs of four
-   (up to three past qb: x and t carry spare columns for them). A block of 4 columns by
-   4 offsets needs 7 columns of t per row: 16 multiply-adds per 7 loads, from data that
-   stays in L1 (one offset at a time loaded a vector per multiply-add, mostly from L2). */
+/* G for WDB offsets dv0.. at once: gb[k * gs + (q - qa) * NBK] = sum over c and the
+   window's rows a of x[c, i + a, q] t[c, u + a, q + dv0 + k], q = qa.. in runs of WQB
+   (up to WQB - 1 past qb: x and t carry spare columns for them). A block of WQB columns
+   by WDB offsets needs WQB + WDB - 1 columns of t per row, each loaded once for up to
+   min(WQB, WDB) multiply-adds. The rows are taken WCH at a time across all columns, the
+   block's sums kept in gb between them: run down all P rows per block, the loads of t
+   jumped a row at a time, mostly to L2, and the multiply-adds waited on them (a block
+   of 16 took ~38 cycles, C harness); across a few rows they stream. */
 WALWAYS void CAT(WFN, _gblock)(const float *xrow, int64_t xcs, int64_t xrs, const float *trow,
                                 int64_t tcs, int64_t trs, int64_t c_n, int64_t p, int64_t dv0,
                                 int64_t qa, int64_t qb, int64_t gs, float *gb)
 {
-    for (int half = 0; half < 2; half++)
-        for (int64_t q = qa; q < qb; q += 4) {
-            V acc[4][4];
-            for (int z = 0; z < 4; z++)
-                for (int k = 0; k < 4; k++) acc[z][k] = ZERO();
-            for (int64_t c = 0; c < c_n; c++)
-                for (int64_t a = 0; a < p; a++) {
-                    const float *xr = xrow + c * xcs + a * xrs + q;
-                    const float *tr = trow + c * tcs + a * trs + (q + dv0) * NBK + half * VL;
-                    V tv[7];
-                    for (int z = 0; z < 7; z++) tv[z] = LOAD(tr + z * NBK);
-                    for (int z = 0; z < 4; z++) {
+    const int64_t rows = c_n * p;
+    for (int half = 0; half < WSUM_NH; half++)
+        for (int64_t r0 = 0; r0 < rows; r0 += WCH) {
+            const int64_t r1 = r0 + WCH < rows ? r0 + WCH : rows;
+            for (int64_t q = qa; q < qb; q += WQB) {
+                V acc[WQB][WDB];
+                float *g = gb + (q - qa) * NBK + half * VL;
+                for (int z = 0; z < WQB; z++)
+                    for (int k = 0; k < WDB; k++) acc[z][k] = r0 ? LOAD(g + k * gs + z * NBK) : ZERO();
+                const int64_t c0 = r0 / p;
+                const float *xr0 = xrow + c0 * xcs + q; /* row 0 of channel c0 */
+                const float *tr0 = trow + c0 * tcs + (q + dv0) * NBK + half * VL;
+                for (int64_t r = r0, a = r0 - c0 * p; r < r1; r++, a++) {
+                    if (a == p) { /* next channel */
+                        a = 0;
+                        xr0 += xcs;
+                        tr0 += tcs;
+                    }
+                    const float *xr = xr0 + a * xrs, *tr = tr0 + a * trs;
+                    V tv[WQB + WDB - 1];
+                    for (int z = 0; z < WQB + WDB - 1; z++) tv[z] = LOAD(tr + z * NBK);
+                    for (int z = 0; z < WQB; z++) {
                         const V xv = SET1(xr[z]);
-                        for (int k = 0; k < 4; k++) acc[z][k] = FMA(xv, tv[z + k], acc[z][k]);
+                        for (int k = 0; k < WDB; k++) acc[z][k] = FMA(xv, tv[z + k], acc[z][k]);
                     }
                 }
-            for (int z = 0; z < 4; z++)
-                for (int k = 0; k < 4; k++) STORE(gb + k * gs + (q - qa + z) * NBK + half * VL, acc[z][k]);
+                for (int z = 0; z < WQB; z++)
+                    for (int k = 0; k < WDB; k++) STORE(g + k * gs + z * NBK, acc[z][k]);
+            }
         }
 }
 
 /* Spare columns of t on each side, for the runs of four past a block's edge. */
-#define MARG 8
+#define MARG (WQB + WDB)
 
 /* One query's state over a run of candidates, in registers: shift, sums, best logit and
    its key, per half of the lanes. */
 typedef struct {
-    V m[2], s[2], u[2], best[2], key[2], acc[MAXC][2];
+    V m[WSUM_NH], s[WSUM_NH], u[WSUM_NH], best[WSUM_NH], key[WSUM_NH], acc[MAXC][WSUM_NH];
 } CAT(WFN, _st);
 
 typedef struct {
     V floor_, rebase, poly[6];
 } CAT(WFN, _k);
 
-WALWAYS void CAT(WFN, _load)(CAT(WFN, _st) *st, const float *lm, const float *ls, const float *lu,
-                              const float *lbest, const float *lkey, const float *la, const int64_t c_n)
+WALWAYS void CAT(WFN, _load)(CAT(WFN, _st) *st, const float *r, const int64_t c_n)
 {
-    for (int h = 0; h < 2; h++) {
-        st->m[h] = LOAD(lm + h * VL);
-        st->s[h] = LOAD(ls + h * VL);
-        st->u[h] = LOAD(lu + h * VL);
-        st->best[h] = LOAD(lbest + h * VL);
-        st->key[h] = LOAD(lkey + h * VL);
-        for (int64_t c = 0; c < c_n; c++) st->acc[c][h] = LOAD(la + c * NBK + h * VL);
+    for (int h = 0; h < WSUM_NH; h++) {
+        st->m[h] = LOAD(r + F_M * NBK + h * VL);
+        st->s[h] = LOAD(r + F_S * NBK + h * VL);
+        st->u[h] = LOAD(r + F_U * NBK + h * VL);
+        st->best[h] = LOAD(r + F_BEST * NBK + h * VL);
+        st->key[h] = LOAD(r + F_KEY * NBK + h * VL);
+        for (int64_t c = 0; c < c_n; c++) st->acc[c][h] = LOAD(r + (F_ACC + c) * NBK + h * VL);
     }
 }
 
-WALWAYS void CAT(WFN, _save)(const CAT(WFN, _st) *st, float *lm, float *ls, float *lu, float *lbest,
-                              float *lkey, float *la, const int64_t c_n)
+WALWAYS void CAT(WFN, _save)(const CAT(WFN, _st) *st, float *r, const int64_t c_n)
 {
-    for (int h = 0; h < 2; h++) {
-        STORE(lm + h * VL, st->m[h]);
-        STORE(ls + h * VL, st->s[h]);
-        STORE(lu + h * VL, st->u[h]);
-        STORE(lbest + h * VL, st->best[h]);
-        STORE(lkey + h * VL, st->key[h]);
-        for (int64_t c = 0; c < c_n; c++) STORE(la + c * NBK + h * VL, st->acc[c][h]);
+    for (int h = 0; h < WSUM_NH; h++) {
+        STORE(r + F_M * NBK + h * VL, st->m[h]);
+        STORE(r + F_S * NBK + h * VL, st->s[h]);
+        STORE(r + F_U * NBK + h * VL, st->u[h]);
+        STORE(r + F_BEST * NBK + h * VL, st->best[h]);
+        STORE(r + F_KEY * NBK + h * VL, st->key[h]);
+        for (int64_t c = 0; c < c_n; c++) STORE(r + (F_ACC + c) * NBK + h * VL, st->acc[c][h]);
     }
 }
 
@@ -142,11 +172,17 @@ WALWAYS void CAT(WFN, _save)(const CAT(WFN, _st) *st, float *lm, float *ls, floa
 WALWAYS void CAT(WFN, _cand)(CAT(WFN, _st) *st, const CAT(WFN, _k) *K, const float *lg, V kid,
                               const float *centre, int64_t ccs, const int64_t c_n)
 {
-    V l[2] = {LOAD(lg), LOAD(lg + VL)};
-    M over[2] = {CMPGT(SUB(l[0], st->m[0]), K->rebase), CMPGT(SUB(l[1], st->m[1]), K->rebase)};
-    if (__builtin_expect(ANY(over[0]) || ANY(over[1]), 0)) {
+    V l[WSUM_NH];
+    M over[WSUM_NH];
+    int any = 0;
+    for (int h = 0; h < WSUM_NH; h++) {
+        l[h] = LOAD(lg + h * VL);
+        over[h] = CMPGT(SUB(l[h], st->m[h]), K->rebase);
+        any |= ANY(over[h]);
+    }
+    if (__builtin_expect(any, 0)) {
         /* the lanes over the limit: shift moved up to this logit, sums scaled */
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < WSUM_NH; h++) {
             V delta = MASKSEL(over[h], SUB(l[h], st->m[h]), ZERO());
             V sc = MASKSEL(over[h], EXP2(MAX(SUB(ZERO(), delta), K->floor_), K->poly), SET1(1.0f));
             st->u[h] = MUL(sc, SUB(st->u[h], MUL(delta, st->s[h])));
@@ -155,7 +191,7 @@ WALWAYS void CAT(WFN, _cand)(CAT(WFN, _st) *st, const CAT(WFN, _k) *K, const flo
             st->m[h] = MASKSEL(over[h], l[h], st->m[h]);
         }
     }
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < WSUM_NH; h++) {
         V lv = MAX(SUB(l[h], st->m[h]), K->floor_);
         V e = EXP2(lv, K->poly);
         st->s[h] = ADD(st->s[h], e);
@@ -171,9 +207,8 @@ WALWAYS void CAT(WFN, _cand)(CAT(WFN, _st) *st, const CAT(WFN, _k) *K, const flo
    the row, then the row's states merged into the thread's. */
 WALWAYS void CAT(WFN, _row)(const WsumArgs *A, const CAT(WFN, _k) *K, const int64_t *R, int64_t i,
                              int64_t bi, int64_t n0, int64_t nb, const float *xb, const float *tb,
-                             const float *kn, float *gb, int64_t gs, float *sb, float *lm, float *ls,
-                             float *lu, float *lbest, float *lkey, float *lacc, V alpha, V nbeta,
-                             const int64_t c_n)
+                             const float *kn, float *gb, int64_t gs, float *sb, int64_t ss, float *rs,
+                             V alpha, V nbeta, const int64_t c_n)
 {
     const int64_t w = A->w, p = A->p, d = p / 2, xrs = A->wq, xcs = A->hq * xrs;
     const int64_t wr = w + 2 * d + 2 * MARG, trs = wr * NBK, tcs = (A->h + 2 * d) * trs;
@@ -181,16 +216,17 @@ WALWAYS void CAT(WFN, _row)(const WsumArgs *A, const CAT(WFN, _k) *K, const int6
     const int64_t ku0 = R[4], ku1 = R[5], kv0 = R[6], kv1 = R[7];
     const int64_t qw = qj1 - qj0, kw = kv1 - kv0;
     const int64_t dv_lo = kv0 - qj1 + 1, dv_hi = kv1 - qj0; /* offsets dv_lo..dv_hi-1 */
-    for (int64_t z = 0; z < qw * NBK; z++) {
-        lm[z] = -1e30f; /* finite: the first rebase's scale stays a number */
-        lbest[z] = -INFINITY;
-        ls[z] = lu[z] = lkey[z] = 0.0f;
-    }
-    memset(lacc, 0, sizeof(float) * (size_t)(qw * c_n * NBK));
+    const int64_t fs = (F_ACC + c_n) * NBK; /* floats of one query's state */
+    memset(rs, 0, sizeof(float) * (size_t)(qw * fs));
+    for (int64_t jj = 0; jj < qw; jj++)
+        for (int k = 0; k < NBK; k++) {
+            rs[jj * fs + F_M * NBK + k] = -1e30f; /* finite: the first rebase's scale stays a number */
+            rs[jj * fs + F_BEST * NBK + k] = -INFINITY;
+        }
     for (int64_t u = ku0; u < ku1; u++)
-        for (int64_t dv0 = dv_lo; dv0 < dv_hi; dv0 += 4) {
-            const int nk = dv_hi - dv0 < 4 ? (int)(dv_hi - dv0) : 4;
-            int64_t jl[4], jh[4];
+        for (int64_t dv0 = dv_lo; dv0 < dv_hi; dv0 += WDB) {
+            const int nk = dv_hi - dv0 < WDB ? (int)(dv_hi - dv0) : WDB;
+            int64_t jl[WDB], jh[WDB];
             for (int k = 0; k < nk; k++) {
                 jl[k] = qj0 > kv0 - dv0 - k ? qj0 : kv0 - dv0 - k;
                 jh[k] = qj1 < kv1 - dv0 - k ? qj1 : kv1 - dv0 - k;
@@ -202,8 +238,8 @@ WALWAYS void CAT(WFN, _row)(const WsumArgs *A, const CAT(WFN, _k) *K, const int6
             for (int k = 0; k < nk; k++) {
                 const float *gk = gb + k * gs - qa * NBK; /* gk[q * NBK]: column q */
                 const float *knr = kn + (u * w + dv0 + k) * NBK;
-                float *lk = sb + k * qw * NBK - qj0 * NBK;
-                for (int h = 0; h < 2; h++) {
+                float *lk = sb + k * ss - qj0 * NBK;
+                for (int h = 0; h < WSUM_NH; h++) {
                     V s = ZERO();
                     for (int64_t b = 0; b < p; b++) s = ADD(s, LOAD(gk + (jl[k] + b) * NBK + h * VL));
                     for (int64_t j = jl[k]; j < jh[k]; j++) {
@@ -217,21 +253,19 @@ WALWAYS void CAT(WFN, _row)(const WsumArgs *A, const CAT(WFN, _k) *K, const int6
             for (int64_t j = qa; j < jh[0]; j++) {
                 const int64_t jj = j - qj0;
                 CAT(WFN, _st) st;
-                CAT(WFN, _load)(&st, lm + jj * NBK, ls + jj * NBK, lu + jj * NBK, lbest + jj * NBK,
-                                lkey + jj * NBK, lacc + jj * c_n * NBK, c_n);
+                CAT(WFN, _load)(&st, rs + jj * fs, c_n);
                 for (int k = 0; k < nk; k++) {
                     if (j < jl[k] || j >= jh[k]) continue;
                     const int64_t v = j + dv0 + k;
                     /* the key's index in its rectangle, exact in a float to 2^24 */
                     const V kid = SET1((float)((u - ku0) * kw + (v - kv0)));
-                    CAT(WFN, _cand)(&st, K, sb + (k * qw + jj) * NBK, kid,
+                    CAT(WFN, _cand)(&st, K, sb + k * ss + jj * NBK, kid,
                                     tb + ((u + d) * wr + v + d) * NBK, tcs, c_n);
                 }
-                CAT(WFN, _save)(&st, lm + jj * NBK, ls + jj * NBK, lu + jj * NBK, lbest + jj * NBK,
-                                lkey + jj * NBK, lacc + jj * c_n * NBK, c_n);
+                CAT(WFN, _save)(&st, rs + jj * fs, c_n);
             }
         }
-    CAT(WFN, _merge)(A, bi * A->q + R[8] + (i - qi0) * qw, qw, n0, nb, lm, ls, lu, lacc, lbest, lkey);
+    CAT(WFN, _merge)(A, bi * A->q + R[8] + (i - qi0) * qw, qw, n0, nb, rs);
 }
 
 static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
@@ -243,15 +277,16 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
         const int64_t qw = A->rects[r * 9 + 3] - A->rects[r * 9 + 2];
         if (qw > qw_max) qw_max = qw;
     }
-    const int64_t gs = (qw_max + p + 4) * NBK; /* floats per offset in the G block */
-    const size_t row = (size_t)qw_max * NBK;
+    const int64_t gs = (qw_max + p + WQB) * NBK; /* floats per offset in the G block */
+    /* the logits of 4 offsets, rows a little over a multiple of 4 KB apart (exactly such
+       a multiple, they would all fall in the same sets of the L1 cache) */
+    const int64_t ss = (qw_max + 1) * NBK;
+    const size_t states = (size_t)qw_max * (F_ACC + c_n) * NBK;
     float *buf = malloc(sizeof(float) * ((size_t)(c_n * hp * wr + h * w + hp * w) * NBK
-                                         + (size_t)(4 * gs) + 9 * row + c_n * row));
+                                         + (size_t)(WDB * (gs + ss)) + states));
     if (!buf) return 1;
     float *tbuf = buf, *kn = tbuf + c_n * hp * wr * NBK, *rowsq = kn + h * w * NBK;
-    float *gb = rowsq + hp * w * NBK, *sb = gb + 4 * gs, *lm = sb + 4 * row;
-    float *ls = lm + row, *lu = ls + row, *lbest = lu + row, *lkey = lbest + row;
-    float *lacc = lkey + row; /* [qw, C, NBK] */
+    float *gb = rowsq + hp * w * NBK, *sb = gb + WDB * gs, *rs = sb + WDB * ss;
     const float *tb = tbuf + MARG * NBK; /* column 0 of the padded image */
     CAT(WFN, _k) K = {.floor_ = SET1(A->floor_), .rebase = SET1(A->rebase)};
     for (int z = 0; z < 6; z++) K.poly[z] = SET1(A->poly[z]);
@@ -273,7 +308,7 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
                 const int64_t *R = A->rects + ri * 9;
                 for (int64_t i = R[0]; i < R[1]; i++) {
 #define ROW(cn) CAT(WFN, _row)(A, &K, R, i, bi, n0, nb, A->xp + bi * c_n * xcs, tb, kn, gb, gs, sb, \
-                               lm, ls, lu, lbest, lkey, lacc, alpha, nbeta, cn)
+                               ss, rs, alpha, nbeta, cn)
                     /* a constant channel count keeps the value sums in registers */
                     if (c_n == 1) ROW(1);
                     else if (c_n == 3) ROW(3);
@@ -288,4 +323,13 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
 
 #undef NBK
 #undef MARG
+#undef WQB
+#undef WDB
+#undef WCH
+#undef F_M
+#undef F_S
+#undef F_U
+#undef F_BEST
+#undef F_KEY
+#undef F_ACC
 #undef WALWAYS

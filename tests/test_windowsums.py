@@ -1,0 +1,144 @@
+"""The window-sum route (windowsums.py, wsum_body.h) against the float64 reference: every
+rectangle shape it takes (ELS's whole image, bbELS's interior, edge rows and transposed
+edge columns), channels, several blocks of training images on two threads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from machine_reference import reference_denoise
+
+from ccdm_gui.core.machines import machine_denoise, native, windowsums
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="needs the compiled fold")
+
+
+@pytest.fixture
+def every_patch(monkeypatch):
+    """The route for every patch size (by default only long patches take it), and a spy
+    that counts its calls so a test knows it ran."""
+    monkeypatch.setattr(windowsums, "MIN_PATCH", 1)
+    calls = []
+    fold = windowsums.fold
+
+    def spy(*args, **kw):
+        calls.append(args[3])
+        return fold(*args, **kw)
+
+    monkeypatch.setattr(windowsums, "fold", spy)
+    return calls
+
+
+def _case(seed, c, h, w, n, b, ab):
+    g = torch.Generator().manual_seed(seed)
+    train = torch.rand(n, c, h, w, generator=g) * 2 - 1
+    x0 = train[torch.randint(0, n, (b,), generator=g)]
+    x = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(b, c, h, w, generator=g)
+    return x, train
+
+
+def _compare(out, ref, tol=1e-4):
+    np.testing.assert_allclose(out.x0.double().numpy(), ref["x0"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.weight.double().numpy(), ref["weight"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.entropy.double().numpy(), ref["entropy"], atol=tol, rtol=0)
+    clear = ref["top2_gap"] > 1e-3
+    assert np.array_equal(out.source_index.numpy()[clear], ref["source_index"][clear])
+    assert np.array_equal(out.source_yx.numpy()[clear], ref["source_yx"][clear])
+
+
+CASES = [
+    # machine, boundary, P, C, H, W, N, ab
+    ("els", "circular", 1, 1, 6, 7, 3, 0.5),
+    ("els", "circular", 3, 3, 9, 7, 5, 0.9),
+    ("els", "zeros", 5, 1, 10, 13, 40, 0.3),
+    ("els", "circular", 7, 3, 11, 12, 9, 0.7),
+    ("els", "zeros", 9, 1, 13, 11, 70, 0.9),
+    ("bbels", "zeros", 3, 1, 8, 9, 33, 0.5),
+    ("bbels", "zeros", 5, 3, 12, 10, 6, 0.9),
+    ("bbels", "zeros", 7, 1, 14, 11, 40, 0.3),
+    ("bbels", "zeros", 9, 3, 13, 15, 4, 0.7),
+]
+
+
+@pytest.mark.parametrize("isa", [2, 1], ids=["avx512", "avx2"])
+@pytest.mark.parametrize("machine,boundary,p,c,h,w,n,ab", CASES)
+def test_window_sums_match_reference(
+    every_patch, monkeypatch, isa, machine, boundary, p, c, h, w, n, ab
+):
+    if isa > native._isa:
+        pytest.skip("this CPU lacks AVX-512")
+    monkeypatch.setattr(native, "_isa", isa)
+    x, train = _case(p * 10 + c + n, c, h, w, n, 2, ab)
+    out = machine_denoise(x, ab, train, machine, p, boundary)
+    assert every_patch, "the window-sum route did not run"
+    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+
+
+def test_blocks_split_over_two_threads_match_reference(every_patch):
+    # 100 images: 4 blocks of 32 lanes (7 of 16 with AVX2), taken by two threads whose
+    # states are merged at the end; the last block is partly empty.
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, train = _case(5, 1, 12, 12, 100, 1, 0.6)
+        out = machine_denoise(x, 0.6, train, "bbels", 5, "zeros")
+    finally:
+        torch.set_num_threads(before)
+    assert every_patch
+    _compare(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 5, "zeros"))
+
+
+def test_peaked_weights_move_the_shift(every_patch):
+    # abar near 1: logits spread over thousands, so the lazy shift moves many times.
+    x, train = _case(8, 1, 10, 10, 20, 2, 0.995)
+    out = machine_denoise(x, 0.995, train, "els", 3, "circular")
+    assert every_patch
+    _compare(out, reference_denoise(x.numpy(), 0.995, train.numpy(), "els", 3, "circular"))
+
+
+def test_strided_training_images_are_read_through_their_strides(every_patch):
+    g = torch.Generator().manual_seed(3)
+    stored = torch.rand(7, 2, 11, 9, generator=g) * 2 - 1  # [N, C, W, H] in memory
+    train = stored.transpose(2, 3)  # [N, C, H, W], not contiguous
+    x = train[:2].clone() * 0.8 + 0.2 * torch.randn(2, 2, 9, 11, generator=g)
+    out = machine_denoise(x, 0.64, train, "bbels", 5, "zeros")
+    assert every_patch
+    ref = reference_denoise(x.numpy(), 0.64, train.numpy(), "bbels", 5, "zeros")
+    _compare(out, ref)
+
+
+def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch):
+    calls = []
+    fold = windowsums.fold
+    monkeypatch.setattr(windowsums, "fold", lambda *a, **k: calls.append(1) or fold(*a, **k))
+    x, train = _case(12, 1, 24, 24, 50, 1, 0.5)
+    p = windowsums.MIN_PATCH + 2
+    fast = machine_denoise(x, 0.5, train, "els", p, "circular")
+    assert calls
+    monkeypatch.setattr(windowsums, "ENABLED", False)
+    streamed = machine_denoise(x, 0.5, train, "els", p, "circular")
+    assert len(calls) == 1
+    np.testing.assert_allclose(fast.x0.numpy(), streamed.x0.numpy(), atol=1e-4)
+    np.testing.assert_allclose(fast.weight.numpy(), streamed.weight.numpy(), atol=1e-4)
+    np.testing.assert_allclose(fast.entropy.numpy(), streamed.entropy.numpy(), atol=1e-4)
+    clear = streamed.weight.numpy() > 0.51  # the runner-up weighs under 0.49: no near-tie
+    assert clear.any()
+    assert np.array_equal(fast.source_index.numpy()[clear], streamed.source_index.numpy()[clear])
+
+
+def test_short_patches_float64_and_gpus_keep_the_streamed_route():
+    x = torch.zeros(1, 1, 8, 8)
+    assert windowsums.applies(x, windowsums.MIN_PATCH)
+    assert not windowsums.applies(x, windowsums.MIN_PATCH - 2)
+    assert not windowsums.applies(x.double(), windowsums.MIN_PATCH)
+
+
+def test_rectangles_are_recognised_only_when_full():
+    from ccdm_gui.core.machines.patches import grid_positions
+
+    full = grid_positions(range(2, 5), range(1, 4), "cpu")
+    assert windowsums.rects_of(full, full[:1]) == (2, 5, 1, 4, 2, 3, 1, 2)
+    assert windowsums.rects_of(full[1:], full) is None
