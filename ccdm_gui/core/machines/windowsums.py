@@ -27,8 +27,11 @@ import torch
 
 from . import native
 
-# From this patch size on, window sums beat the patch dot products (bench/windowsums.py).
-MIN_PATCH = 7
+# From this patch size on, window sums beat the streamed route: `bench/windowsums.py
+# --p 3 5 7 9 11 15` (N = 1,000, alternating, 2026-11-29 19:05), streamed / window-sum
+# time, ELS and bbELS, random then MNIST: P = 7 1.02, 0.99, 0.96, 1.10; P = 9 1.23,
+# 1.24, 1.36, 1.21; P = 11 1.46-1.54; P = 15 1.60-2.41; P = 3 and 5 0.29-0.82.
+MIN_PATCH = 9
 ENABLED = os.environ.get("CCDM_NO_WINDOWSUMS", "") not in ("1", "true")
 _LOG2E = 1.0 / math.log(2.0)
 _FLOOR = -80.0
