@@ -19,7 +19,10 @@ the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
 queries) run in the same process on the same inputs. ``--torch-route`` also times each
 step with the compiled tile pass switched off (what a GPU or a machine without numba
-runs), alternating with it. On a CPU, "flash s" is PyTorch's
+runs), alternating with it. From windowsums.MIN_PATCH on, a CPU step takes the window-sum
+route, which does fewer multiply-adds per logit than the C * P * P the bound counts
+(about C * P * (1 + (P - 1) / W) + 2, W the image width; see windowsums.py): x bound below 1 there means faster than
+the patch dot products could be at this machine's rates. On a CPU, "flash s" is PyTorch's
 own fused flash-attention kernel on the same candidates (keys cut beforehand, the
 patch-norm bias as an extra key column, values padded to the key width as the kernel
 requires): the softmax-weighted centres only, no winner, no entropy, no cutting. It is
@@ -45,6 +48,7 @@ from ccdm_gui.core.machines import (  # noqa: E402
     fused,
     machine_denoise,
     native,
+    windowsums,
 )
 from ccdm_gui.core.machines.candidates import build_problems  # noqa: E402
 from ccdm_gui.core.machines.patches import gather_patches  # noqa: E402
@@ -196,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cpu":
         fold = f"{native.isa()}, patches up to {native.MAX_DIM} numbers"
         print(f"compiled fold (foldc.c): {fold if native.available() else native.reason}")
+        ws = f"from P = {windowsums.MIN_PATCH}" if native.available() else "off"
+        print(f"window sums (windowsums.py, wsum_body.h): {ws}")
     for data in args.data:
         train, clean = dataset(data, args.n)
         g = torch.Generator().manual_seed(1)

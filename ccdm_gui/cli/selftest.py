@@ -147,12 +147,38 @@ def check_machine(ctx: _Context) -> str:
     route = "compiled tile pass" if fused.available() else f"torch route ({fused.reason})"
     if native.available():
         route += f", compiled fold ({native.isa()}) for patches up to {native.MAX_DIM} numbers"
+        route += _window_sums_agree()
     else:
         route += f", no compiled fold: {native.reason}"
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
         f"CPU machines: {route}"
     )
+
+
+def _window_sums_agree() -> str:
+    """Long patches take the window-sum kernel (in the compiled fold's library): one
+    bbELS step of it against the streamed route on random images."""
+    import torch
+
+    from ..core.machines import machine_denoise, windowsums
+
+    p = windowsums.MIN_PATCH
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(40, 1, 2 * p, 2 * p, generator=g) * 2 - 1
+    x = 0.7 * train[:1] + 0.7 * torch.randn(1, 1, 2 * p, 2 * p, generator=g)
+    if not windowsums.applies(x, p):
+        return ", no window sums"
+    fast = machine_denoise(x, 0.5, train, "bbels", p, "zeros")
+    windowsums.ENABLED = False
+    try:
+        streamed = machine_denoise(x, 0.5, train, "bbels", p, "zeros")
+    finally:
+        windowsums.ENABLED = True
+    diff = float((fast.x0 - streamed.x0).abs().max())
+    if not diff < 1e-4:
+        raise AssertionError(f"window sums and the streamed route differ by {diff:.1e} in x0")
+    return f", window sums from P = {p} (x0 within {diff:.0e} of the streamed route)"
 
 
 def check_render(ctx: _Context) -> str:

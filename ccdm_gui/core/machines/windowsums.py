@@ -4,16 +4,21 @@ Where every query of a rectangle competes over every key of a rectangle (ELS, bb
 interior and edge strips), a query centred at (i, j) and a key centred at (i + du, j +
 dv) share the offset (du, dv) with many other pairs, and their cross-term is the sum,
 over the query's window, of the noisy image times the training image shifted by (du,
-dv). Summing that product over the P rows of a column (G below), then over P
-neighbouring columns, gives one pair in about P (1 + (P - 1) / width) + P
-multiply-adds where the patch dot product takes P^2: at P = 15 about 40 against 225.
+dv). Summing that product over the P rows of a column (G), then over P neighbouring
+columns, slid along the row (one add and one subtract per step), costs a logit about
+C P (1 + (P - 1) / width) + 2 operations where the patch dot product takes C P^2
+multiply-adds: at P = 15 on 32 x 32 images about 30 against 225. (Session 9 tried
+shifts with query columns in the lanes: at one shift only 55-67% of them had a key,
+and it lost to the patch routes. Here the lanes hold training images, all of them
+always in use.)
 
-Lanes are training images (2 vectors of them per block, [C, H, W, lanes]), so every
+Training images go in blocks of one vector (16 with AVX-512, [C, H, W, 16]), so every
 inner loop runs over whole vectors whatever the rectangles' shapes. The kernel is C
-(wsum_body.h, in the compiled fold's library): numba did not keep these short loops
-in vectors. Each thread folds its blocks into a float32 softmax state per query row and
-lane (lazy shift as in streaming.py: it moves only when a logit passes it by 2^20),
-merged into float64 per query at the end of every row. Logits are in base 2.
+(wsum_body.h, in the compiled fold's library): numba did not keep these short loops in
+vectors (31 ns a logit). Each thread folds its blocks into a float32 softmax state per
+query of the row and lane (lazy shift as in streaming.py: it moves only when a logit
+passes it by 2^20), merged into float64 per query at the end of every row. Logits are
+in base 2.
 """
 
 from __future__ import annotations

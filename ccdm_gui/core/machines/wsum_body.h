@@ -1,7 +1,7 @@
 /* Window sums of shifted products (windowsums.py), included once per instruction set by
    foldc.c with WFN (function name) and the vector operations of foldc_body.h defined.
 
-   Lanes are training images, NBK = 2 VL at a time, laid out [C, H + 2d, W + 2d, NBK]
+   Lanes are training images, NBK = WSUM_NH * VL at a time, laid out [C, H + 2d, W + 2d, NBK]
    (zero padded): every load is a whole vector, whatever the rectangles' shapes. Per
    query row the softmax state of each query and lane is kept in float arrays (L1) and
    merged into the thread's float64 state when the row is done. */
@@ -13,9 +13,6 @@
 #endif
 #ifndef WDB
 #define WDB 4
-#endif
-#ifndef WCH
-#define WCH 5
 #endif
 #define WALWAYS static inline __attribute__((always_inline)) TARGET
 
@@ -90,33 +87,23 @@ WALWAYS void CAT(WFN, _norms)(const float *tb, int64_t c_n, int64_t h, int64_t w
    window's rows a of x[c, i + a, q] t[c, u + a, q + dv0 + k], q = qa.. in runs of WQB
    (up to WQB - 1 past qb: x and t carry spare columns for them). A block of WQB columns
    by WDB offsets needs WQB + WDB - 1 columns of t per row, each loaded once for up to
-   min(WQB, WDB) multiply-adds. The rows are taken WCH at a time across all columns, the
-   block's sums kept in gb between them: run down all P rows per block, the loads of t
-   jumped a row at a time, mostly to L2, and the multiply-adds waited on them (a block
-   of 16 took ~38 cycles, C harness); across a few rows they stream. */
+   min(WQB, WDB) multiply-adds; one offset at a time loaded a vector per multiply-add.
+   (4 x 4, 3 x 6, 2 x 8, 4 x 6 and 3 x 8 blocks, and rows taken a few at a time across
+   all columns, ran within noise of each other in a C harness: a block's 16 multiply-adds
+   take 25-38 cycles in the kernel against 12-17 with its data in L1.) */
 WALWAYS void CAT(WFN, _gblock)(const float *xrow, int64_t xcs, int64_t xrs, const float *trow,
                                 int64_t tcs, int64_t trs, int64_t c_n, int64_t p, int64_t dv0,
                                 int64_t qa, int64_t qb, int64_t gs, float *gb)
 {
-    const int64_t rows = c_n * p;
     for (int half = 0; half < WSUM_NH; half++)
-        for (int64_t r0 = 0; r0 < rows; r0 += WCH) {
-            const int64_t r1 = r0 + WCH < rows ? r0 + WCH : rows;
-            for (int64_t q = qa; q < qb; q += WQB) {
-                V acc[WQB][WDB];
-                float *g = gb + (q - qa) * NBK + half * VL;
-                for (int z = 0; z < WQB; z++)
-                    for (int k = 0; k < WDB; k++) acc[z][k] = r0 ? LOAD(g + k * gs + z * NBK) : ZERO();
-                const int64_t c0 = r0 / p;
-                const float *xr0 = xrow + c0 * xcs + q; /* row 0 of channel c0 */
-                const float *tr0 = trow + c0 * tcs + (q + dv0) * NBK + half * VL;
-                for (int64_t r = r0, a = r0 - c0 * p; r < r1; r++, a++) {
-                    if (a == p) { /* next channel */
-                        a = 0;
-                        xr0 += xcs;
-                        tr0 += tcs;
-                    }
-                    const float *xr = xr0 + a * xrs, *tr = tr0 + a * trs;
+        for (int64_t q = qa; q < qb; q += WQB) {
+            V acc[WQB][WDB];
+            for (int z = 0; z < WQB; z++)
+                for (int k = 0; k < WDB; k++) acc[z][k] = ZERO();
+            for (int64_t c = 0; c < c_n; c++)
+                for (int64_t a = 0; a < p; a++) {
+                    const float *xr = xrow + c * xcs + a * xrs + q;
+                    const float *tr = trow + c * tcs + a * trs + (q + dv0) * NBK + half * VL;
                     V tv[WQB + WDB - 1];
                     for (int z = 0; z < WQB + WDB - 1; z++) tv[z] = LOAD(tr + z * NBK);
                     for (int z = 0; z < WQB; z++) {
@@ -124,9 +111,8 @@ WALWAYS void CAT(WFN, _gblock)(const float *xrow, int64_t xcs, int64_t xrs, cons
                         for (int k = 0; k < WDB; k++) acc[z][k] = FMA(xv, tv[z + k], acc[z][k]);
                     }
                 }
-                for (int z = 0; z < WQB; z++)
-                    for (int k = 0; k < WDB; k++) STORE(g + k * gs + z * NBK, acc[z][k]);
-            }
+            for (int z = 0; z < WQB; z++)
+                for (int k = 0; k < WDB; k++) STORE(gb + k * gs + (q - qa + z) * NBK + half * VL, acc[z][k]);
         }
 }
 
@@ -325,7 +311,6 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
 #undef MARG
 #undef WQB
 #undef WDB
-#undef WCH
 #undef F_M
 #undef F_S
 #undef F_U
