@@ -19,10 +19,11 @@ the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
 queries) run in the same process on the same inputs. ``--torch-route`` also times each
 step with the compiled tile pass switched off (what a GPU or a machine without numba
-runs), alternating with it. From windowsums.MIN_PATCH on, a CPU step takes the window-sum
-route, which does fewer multiply-adds per logit than the C * P * P the bound counts
-(about C * P * (1 + (P - 1) / W) + 2, W the image width; see windowsums.py): x bound below 1 there means faster than
-the patch dot products could be at this machine's rates. On a CPU, "flash s" is PyTorch's
+runs), alternating with it. From windowsums.MIN_PATCH on, a CPU step takes the
+window-sum route, which does fewer multiply-adds per logit than the C * P * P the bound
+counts (about C * P * (1 + (P - 1) / W) + 2, W the image width; see windowsums.py): x
+bound below 1 there means faster than the patch dot products could be at this machine's
+rates. On a CPU, "flash s" is PyTorch's
 own fused flash-attention kernel on the same candidates (keys cut beforehand, the
 patch-norm bias as an extra key column, values padded to the key width as the kernel
 requires): the softmax-weighted centres only, no winner, no entropy, no cutting. It is
