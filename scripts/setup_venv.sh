@@ -11,7 +11,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.ccdm-installed"
 # The install builds the compiled fold too: a change to its sources needs a new install.
-WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/ccdm_gui/core/machines/foldc* | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/ccdm_gui/core/machines/foldc* \
+    "$ROOT"/ccdm_gui/core/machines/wsum_body.h | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         "$VENV/bin/pip" install --disable-pip-version-check -q "torch==2.13.0"
