@@ -19,7 +19,7 @@ the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
 queries) run in the same process on the same inputs. ``--torch-route`` also times each
 step with the compiled tile pass switched off (what a GPU or a machine without numba
-runs), alternating with it. From windowsums.MIN_PATCH on, a CPU step takes the
+runs), alternating with it. From windowsums.MIN_NUMBERS on, a CPU step takes the
 window-sum route, which does fewer multiply-adds per logit than the C * P * P the bound
 counts (about C * P * (1 + (P - 1) / W) + 2, W the image width; see windowsums.py): x
 bound below 1 there means faster than the patch dot products could be at this machine's
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cpu":
         fold = f"{native.isa()}, patches up to {native.MAX_DIM} numbers"
         print(f"compiled fold (foldc.c): {fold if native.available() else native.reason}")
-        ws = f"from P = {windowsums.MIN_PATCH}" if native.available() else "off"
+        ws = f"from C * P * P = {windowsums.MIN_NUMBERS}" if native.available() else "off"
         print(f"window sums (windowsums.py, wsum_body.h): {ws}")
     for data in args.data:
         train, clean = dataset(data, args.n)

@@ -6,7 +6,8 @@ patches, alternately in this process, on the benchmark's data (bench/machines.py
 For each machine (ELS circular, bbELS) and patch size: the best step of each route
 over the rounds (one step of each per round, in turn), their ratio (streamed / window
 sums: above 1, window sums are faster) and the largest difference of x0 between them.
-windowsums.MIN_PATCH is the smallest P from which the ratio stays above 1.
+windowsums.MIN_NUMBERS is the shortest patch (C * P * P) from which the ratio stays
+above 1.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ def main(argv=None) -> None:
                 outs = {}
                 for rnd in range(args.rounds + 1):  # round 0 warms both up
                     for on in (True, False):
-                        windowsums.ENABLED, floor = on, windowsums.MIN_PATCH
-                        windowsums.MIN_PATCH = 1
+                        windowsums.ENABLED, floor = on, windowsums.MIN_NUMBERS
+                        windowsums.MIN_NUMBERS = 1
                         try:
                             t0 = time.perf_counter()
                             outs[on] = machine_denoise(x, ab, train, machine, p, boundary).x0
                             secs = time.perf_counter() - t0
                         finally:
-                            windowsums.ENABLED, windowsums.MIN_PATCH = True, floor
+                            windowsums.ENABLED, windowsums.MIN_NUMBERS = True, floor
                         if rnd:
                             best[on] = min(best[on], secs)
                 diff = (outs[True] - outs[False]).abs().max().item()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not native.available(), reason="needs the compil
 def every_patch(monkeypatch):
     """The route for every patch size (by default only long patches take it), and a spy
     that counts its calls so a test knows it ran."""
-    monkeypatch.setattr(windowsums, "MIN_PATCH", 1)
+    monkeypatch.setattr(windowsums, "MIN_NUMBERS", 1)
     calls = []
     fold = windowsums.fold
 
@@ -30,6 +30,13 @@ def every_patch(monkeypatch):
 
     monkeypatch.setattr(windowsums, "fold", spy)
     return calls
+
+
+def _smallest_grey_patch() -> int:
+    p = 1
+    while p * p < windowsums.MIN_NUMBERS:
+        p += 2
+    return p
 
 
 def _case(seed, c, h, w, n, b, ab):
@@ -115,7 +122,7 @@ def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch
     fold = windowsums.fold
     monkeypatch.setattr(windowsums, "fold", lambda *a, **k: calls.append(1) or fold(*a, **k))
     x, train = _case(12, 1, 24, 24, 50, 1, 0.5)
-    p = windowsums.MIN_PATCH + 2
+    p = _smallest_grey_patch() + 2
     fast = machine_denoise(x, 0.5, train, "els", p, "circular")
     assert calls
     monkeypatch.setattr(windowsums, "ENABLED", False)
@@ -130,10 +137,13 @@ def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch
 
 
 def test_short_patches_float64_and_gpus_keep_the_streamed_route():
+    p = _smallest_grey_patch()
     x = torch.zeros(1, 1, 8, 8)
-    assert windowsums.applies(x, windowsums.MIN_PATCH)
-    assert not windowsums.applies(x, windowsums.MIN_PATCH - 2)
-    assert not windowsums.applies(x.double(), windowsums.MIN_PATCH)
+    assert windowsums.applies(x, p)
+    assert not windowsums.applies(x, p - 2)
+    assert not windowsums.applies(x.double(), p)
+    # colour patches have three times the numbers: a shorter one already qualifies
+    assert windowsums.applies(torch.zeros(1, 3, 8, 8), p - 2)
 
 
 def test_rectangles_are_recognised_only_when_full():

@@ -32,11 +32,15 @@ import torch
 
 from . import native
 
-# From this patch size on, window sums beat the streamed route: `bench/windowsums.py
-# --p 3 5 7 9 11 15` (N = 1,000, alternating, 2026-11-29 19:05), streamed / window-sum
-# time, ELS and bbELS, random then MNIST: P = 7 1.02, 0.99, 0.96, 1.10; P = 9 1.23,
-# 1.24, 1.36, 1.21; P = 11 1.46-1.54; P = 15 1.60-2.41; P = 3 and 5 0.29-0.82.
-MIN_PATCH = 9
+# From this many numbers a patch (C * P * P) on, window sums beat the streamed route.
+# Streamed time over window-sum time, alternating in one process, N = 1,000, ELS and
+# bbELS, random then MNIST (`bench/windowsums.py --p 3 5 7 9 11 15`, 2026-11-29 19:03):
+# P = 3 0.27-0.76, P = 5 0.52-0.97, P = 7 1.24, 1.24, 1.09, 1.11 (19:06 with 5 rounds
+# 1.16, 1.27, 1.07, 1.41; 18:29, on the kernel before its last change, 0.96-1.10),
+# P = 9 1.28-1.46, P = 11 1.60-2.44, P = 15 2.02-2.30. Colour (C = 3, random, 32 x 32,
+# /tmp script alternating the same way): P = 5 (75 numbers) 1.13 and 1.18, P = 7 1.73
+# and 1.69, P = 9 1.89 and 1.96.
+MIN_NUMBERS = 49
 ENABLED = os.environ.get("CCDM_NO_WINDOWSUMS", "") not in ("1", "true")
 _LOG2E = 1.0 / math.log(2.0)
 _FLOOR = -80.0
@@ -47,7 +51,7 @@ def applies(x: torch.Tensor, patch_size: int) -> bool:
     """Whether this route computes the patch machine for x (a CPU float32 batch)."""
     return (
         ENABLED
-        and patch_size >= MIN_PATCH
+        and x.shape[1] * patch_size * patch_size >= MIN_NUMBERS
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and native.available()
