@@ -6,7 +6,10 @@ then a plain softmax over it. No streaming, no shared groups, no matrix tricks.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 
 def _pad(img: np.ndarray, d: int, boundary: str) -> np.ndarray:
@@ -133,3 +136,25 @@ def _gap(wts: np.ndarray) -> float:
         return 1.0
     top = np.sort(wts)[-2:]
     return float(top[1] - top[0])
+
+
+def random_case(seed: int, c: int, h: int, w: int, n: int, b: int, ab: float):
+    """(x [b, c, h, w], train [n, c, h, w]): uniform training images in [-1, 1] and noisy
+    images at abar = ab near some of them, so that some weights peak and others stay flat."""
+    g = torch.Generator().manual_seed(seed)
+    train = torch.rand(n, c, h, w, generator=g) * 2 - 1
+    x0 = train[torch.randint(0, n, (b,), generator=g)]
+    x = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(b, c, h, w, generator=g)
+    return x, train
+
+
+def assert_matches(out, ref: dict, tol: float = 1e-4) -> None:
+    """A machine's output against reference_denoise's: x0, weight and entropy within tol,
+    and the winner wherever the top two weights differ by more than 1e-3 (near-ties may
+    break either way under float32 rounding)."""
+    np.testing.assert_allclose(out.x0.double().numpy(), ref["x0"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.weight.double().numpy(), ref["weight"], atol=tol, rtol=0)
+    np.testing.assert_allclose(out.entropy.double().numpy(), ref["entropy"], atol=tol, rtol=0)
+    clear = ref["top2_gap"] > 1e-3
+    assert np.array_equal(out.source_index.numpy()[clear], ref["source_index"][clear])
+    assert np.array_equal(out.source_yx.numpy()[clear], ref["source_yx"][clear])

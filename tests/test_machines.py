@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from machine_reference import candidates, reference_denoise, reference_top
+from machine_reference import (
+    assert_matches,
+    candidates,
+    random_case,
+    reference_denoise,
+    reference_top,
+)
 from routes import use_route
 
 from ccdm_gui.core.machines import (
-    MachineOutput,
     api,
     candidate_count,
     dedup,
@@ -32,25 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 COMBOS = [("ls", "zeros"), ("ls", "circular"), ("els", "circular"), ("els", "zeros")]
 COMBOS += [("bbels", "zeros")]
 SIZES = [(7, 9), (8, 6), (5, 5), (6, 7)]
-
-
-def _case(seed: int, c: int, h: int, w: int, n: int, b: int, ab: float):
-    g = torch.Generator().manual_seed(seed)
-    train = torch.rand(n, c, h, w, generator=g) * 2 - 1
-    # Noisy images near a training image keep some weights peaked, others flat.
-    x0 = train[torch.randint(0, n, (b,), generator=g)]
-    x = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(b, c, h, w, generator=g)
-    return x, train
-
-
-def _compare(out: MachineOutput, ref: dict, tol: float = 1e-4) -> None:
-    np.testing.assert_allclose(out.x0.double().numpy(), ref["x0"], atol=tol, rtol=0)
-    np.testing.assert_allclose(out.weight.double().numpy(), ref["weight"], atol=tol, rtol=0)
-    np.testing.assert_allclose(out.entropy.double().numpy(), ref["entropy"], atol=tol, rtol=0)
-    # Near-ties may break either way under float32 rounding; elsewhere the winner is fixed.
-    clear = ref["top2_gap"] > 1e-3
-    assert np.array_equal(out.source_index.numpy()[clear], ref["source_index"][clear])
-    assert np.array_equal(out.source_yx.numpy()[clear], ref["source_yx"][clear])
 
 
 def _patch_cases():
@@ -81,12 +67,12 @@ def _patch_cases():
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases())
 def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed):
     n = 1 + (seed * 7) % 13
-    x, train = _case(seed, c, h, w, n, 2, ab)
+    x, train = random_case(seed, c, h, w, n, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary)
     assert out.x0.dtype == torch.float32 and out.x0.shape == x.shape
     assert out.source_index.dtype == torch.int64 and out.source_yx.shape == (2, h, w, 2)
     ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
-    _compare(out, ref)
+    assert_matches(out, ref)
 
 
 @pytest.mark.parametrize(
@@ -109,9 +95,9 @@ def test_large_patches_on_larger_images_match_reference(
     # machines (bbELS with edge strips 3 and 4 pixels deep), with chunk=13 in several
     # chunks of images too, on each CPU route.
     use_route(monkeypatch, route)
-    x, train = _case(40 + p + c, c, h, w, 9, 2, ab)
+    x, train = random_case(40 + p + c, c, h, w, 9, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary, chunk=chunk)
-    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 def test_float32_on_a_cpu_takes_the_compiled_fold(monkeypatch):
@@ -136,45 +122,45 @@ def test_float32_on_a_cpu_takes_the_compiled_fold(monkeypatch):
 def test_numba_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
     # Where the compiled fold is not built (no C compiler at install, no AVX2).
     use_route(monkeypatch, "numba")
-    x, train = _case(seed + 200, c, h, w, 1 + (seed * 3) % 13, 2, ab)
+    x, train = random_case(seed + 200, c, h, w, 1 + (seed * 3) % 13, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary, chunk=11)
-    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[::4])
 def test_torch_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
     # The route a GPU (or a machine without numba) takes, checked here on the CPU.
     use_route(monkeypatch, "torch")
-    x, train = _case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
+    x, train = random_case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary, chunk=9)
-    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 @pytest.mark.parametrize("c,ab,boundary", [(1, 0.3, "zeros"), (3, 0.9, "circular")])
 def test_ideal_matches_reference(c, ab, boundary):
-    x, train = _case(11, c, 7, 9, 17, 3, ab)
+    x, train = random_case(11, c, 7, 9, 17, 3, ab)
     out = machine_denoise(x, ab, train, "ideal", 5, boundary)
     ref = reference_denoise(x.numpy(), ab, train.numpy(), "ideal", 5, boundary)
-    _compare(out, ref)
+    assert_matches(out, ref)
 
 
 def test_float64_input_is_computed_in_float64():
-    x, train = _case(3, 3, 8, 6, 9, 2, 0.9)
+    x, train = random_case(3, 3, 8, 6, 9, 2, 0.9)
     x, train = x.double(), train.double()
     out = machine_denoise(x, 0.9, train, "bbels", 3, "zeros")
     assert out.x0.dtype == torch.float64
     ref = reference_denoise(x.numpy(), 0.9, train.numpy(), "bbels", 3, "zeros")
-    _compare(out, ref, tol=1e-9)
+    assert_matches(out, ref, tol=1e-9)
 
 
 @pytest.mark.parametrize("machine,boundary", COMBOS + [("ideal", "zeros")])
 def test_many_small_chunks_give_the_same_answer(machine, boundary):
     # chunk=1 streams one candidate (or one image) at a time: hundreds of rescalings of
     # the running sums, which must still reproduce the reference.
-    x, train = _case(5, 1, 7, 9, 5, 2, 0.9)
+    x, train = random_case(5, 1, 7, 9, 5, 2, 0.9)
     out = machine_denoise(x, 0.9, train, machine, 3, boundary, chunk=1)
     ref = reference_denoise(x.numpy(), 0.9, train.numpy(), machine, 3, boundary)
-    _compare(out, ref)
+    assert_matches(out, ref)
     big = machine_denoise(x, 0.9, train, machine, 3, boundary)
     torch.testing.assert_close(out.x0, big.x0, atol=1e-5, rtol=0)
 
@@ -182,16 +168,16 @@ def test_many_small_chunks_give_the_same_answer(machine, boundary):
 def test_hard_regime_keeps_weights_finite():
     # abar near 1 makes logits span thousands: without the running-max shift every
     # exp would overflow or underflow.
-    x, train = _case(8, 1, 8, 6, 10, 2, 0.999)
+    x, train = random_case(8, 1, 8, 6, 10, 2, 0.999)
     for machine in ("els", "bbels"):
         out = machine_denoise(x, 0.999, train, machine, 5, "zeros", chunk=7)
         ref = reference_denoise(x.numpy(), 0.999, train.numpy(), machine, 5, "zeros")
         assert torch.isfinite(out.x0).all()
-        _compare(out, ref, tol=2e-4)
+        assert_matches(out, ref, tol=2e-4)
 
 
 def test_abar_one_is_nearest_patch():
-    x, train = _case(9, 1, 6, 7, 5, 1, 0.95)
+    x, train = random_case(9, 1, 6, 7, 5, 1, 0.95)
     out = machine_denoise(x, 1.0, train, "els", 3, "circular")
     ref = reference_denoise(x.numpy(), 1.0 - 1e-9, train.numpy(), "els", 3, "circular")
     np.testing.assert_array_equal(out.source_index.numpy(), ref["source_index"])
@@ -270,7 +256,7 @@ def test_merged_duplicates_match_unmerged_and_reference(
     plain = machine_denoise(x, ab, train, machine, p, boundary)
     ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
     for out in (merged, again, plain):
-        _compare(out, ref)
+        assert_matches(out, ref)
     for field in ("x0", "weight", "entropy"):
         torch.testing.assert_close(getattr(merged, field), getattr(plain, field), atol=2e-5, rtol=0)
 
@@ -297,7 +283,7 @@ def test_merge_cache_follows_in_place_changes(fresh_dedup):
     machine_denoise(x, 0.3, train, "els", 3, "circular")
     train[3] = torch.rand(1, 9, 8, generator=torch.Generator().manual_seed(3))  # bumps _version
     out = machine_denoise(x, 0.3, train, "els", 3, "circular")
-    _compare(out, reference_denoise(x.numpy(), 0.3, train.numpy(), "els", 3, "circular"))
+    assert_matches(out, reference_denoise(x.numpy(), 0.3, train.numpy(), "els", 3, "circular"))
     other = train.clone()  # same contents, another tensor: its own entry, same answer
     torch.testing.assert_close(machine_denoise(x, 0.3, other, "els", 3, "circular").x0, out.x0)
 
@@ -334,7 +320,7 @@ def test_a_hash_collision_leaves_the_candidates_unmerged(fresh_dedup, monkeypatc
 
 
 def test_random_data_is_not_merged(fresh_dedup):
-    x, train = _case(6, 1, 9, 8, 6, 1, 0.5)
+    x, train = random_case(6, 1, 9, 8, 6, 1, 0.5)
     machine_denoise(x, 0.5, train, "els", 3, "circular")
     assert [e for _, e in dedup._cache.values()] == [None]
 
@@ -351,7 +337,7 @@ def test_random_data_is_not_merged(fresh_dedup):
     ],
 )
 def test_top_candidates_match_reference(machine, boundary, p, pixel):
-    x, train = _case(21, 1, 7, 9, 8, 1, 0.9)
+    x, train = random_case(21, 1, 7, 9, 8, 1, 0.9)
     got = top_candidates(x[0], 0.9, train, machine, p, boundary, pixel=pixel, k=5)
     want = reference_top(x[0].numpy(), 0.9, train.numpy(), machine, p, boundary, pixel, 5)
     assert len(got) == len(want)
@@ -378,7 +364,7 @@ def test_candidate_count_matches_the_table(machine, boundary, p):
 
 
 def _bad(**over):
-    x, train = _case(0, 1, 6, 6, 3, 1, 0.5)
+    x, train = random_case(0, 1, 6, 6, 3, 1, 0.5)
     args = dict(x=x, abar=0.5, train=train, machine="els", patch_size=3, boundary="zeros")
     args.update(over)
     return args
@@ -409,7 +395,7 @@ def test_bad_arguments_raise_clear_errors(over, match):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
-    x, train = _case(4, 1, 32, 32, 50, 2, 0.7)
+    x, train = random_case(4, 1, 32, 32, 50, 2, 0.7)
     for machine in ("els", "bbels"):
         cpu = machine_denoise(x, 0.7, train, machine, 5, "zeros")
         gpu = machine_denoise(x.cuda(), 0.7, train, machine, 5, "zeros")
@@ -424,16 +410,16 @@ def test_ls_streams_training_chunks_and_wraps_wide_windows(monkeypatch, boundary
     # A chunk of two training images (so the running softmax is rebased many times) and
     # windows wider than the image (d > H wraps the circular image more than once).
     monkeypatch.setattr(local, "_CHUNK_ELEMENTS", 3 * h * w * 2)
-    x, train = _case(5 + p, c, h, w, 11, 3, 0.6)
+    x, train = random_case(5 + p, c, h, w, 11, 3, 0.6)
     out = machine_denoise(x, 0.6, train, "ls", p, boundary)
-    _compare(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "ls", p, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "ls", p, boundary))
 
 
 @pytest.mark.parametrize("machine,boundary,b", [("els", "circular", 1), ("bbels", "zeros", 3)])
 def test_parallel_query_blocks_match_reference(monkeypatch, machine, boundary, b):
     # With several CPU threads every tensor call of a tile is split between them, and
     # tiles are wider; a small query block makes several blocks share each key chunk.
-    x, train = _case(21, 2, 9, 8, 13, b, 0.5)
+    x, train = random_case(21, 2, 9, 8, 13, b, 0.5)
     torch.set_num_threads(3)
     monkeypatch.setattr(api, "_QUERY_BLOCK", 16)
     try:
@@ -441,7 +427,7 @@ def test_parallel_query_blocks_match_reference(monkeypatch, machine, boundary, b
     finally:
         torch.set_num_threads(1)
     assert torch.get_num_threads() == 1
-    _compare(out, reference_denoise(x.numpy(), 0.5, train.numpy(), machine, 3, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), 0.5, train.numpy(), machine, 3, boundary))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -4,12 +4,10 @@ edge columns), channels, several blocks of training images on two threads."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
-from machine_reference import reference_denoise
+from machine_reference import assert_matches, random_case, reference_denoise
 
 from ccdm_gui.core.machines import machine_denoise, native, windowsums
 
@@ -39,23 +37,6 @@ def _smallest_grey_patch() -> int:
     return p
 
 
-def _case(seed, c, h, w, n, b, ab):
-    g = torch.Generator().manual_seed(seed)
-    train = torch.rand(n, c, h, w, generator=g) * 2 - 1
-    x0 = train[torch.randint(0, n, (b,), generator=g)]
-    x = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(b, c, h, w, generator=g)
-    return x, train
-
-
-def _compare(out, ref, tol=1e-4):
-    np.testing.assert_allclose(out.x0.double().numpy(), ref["x0"], atol=tol, rtol=0)
-    np.testing.assert_allclose(out.weight.double().numpy(), ref["weight"], atol=tol, rtol=0)
-    np.testing.assert_allclose(out.entropy.double().numpy(), ref["entropy"], atol=tol, rtol=0)
-    clear = ref["top2_gap"] > 1e-3
-    assert np.array_equal(out.source_index.numpy()[clear], ref["source_index"][clear])
-    assert np.array_equal(out.source_yx.numpy()[clear], ref["source_yx"][clear])
-
-
 CASES = [
     # machine, boundary, P, C, H, W, N, ab
     ("els", "circular", 1, 1, 6, 7, 3, 0.5),
@@ -78,10 +59,10 @@ def test_window_sums_match_reference(
     if isa > native._isa:
         pytest.skip("this CPU lacks AVX-512")
     monkeypatch.setattr(native, "_isa", isa)
-    x, train = _case(p * 10 + c + n, c, h, w, n, 2, ab)
+    x, train = random_case(p * 10 + c + n, c, h, w, n, 2, ab)
     out = machine_denoise(x, ab, train, machine, p, boundary)
     assert every_patch, "the window-sum route did not run"
-    _compare(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
+    assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 def test_blocks_split_over_two_threads_match_reference(every_patch):
@@ -90,20 +71,20 @@ def test_blocks_split_over_two_threads_match_reference(every_patch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        x, train = _case(5, 1, 12, 12, 100, 1, 0.6)
+        x, train = random_case(5, 1, 12, 12, 100, 1, 0.6)
         out = machine_denoise(x, 0.6, train, "bbels", 5, "zeros")
     finally:
         torch.set_num_threads(before)
     assert every_patch
-    _compare(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 5, "zeros"))
+    assert_matches(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 5, "zeros"))
 
 
 def test_peaked_weights_move_the_shift(every_patch):
     # abar near 1: logits spread over thousands, so the lazy shift moves many times.
-    x, train = _case(8, 1, 10, 10, 20, 2, 0.995)
+    x, train = random_case(8, 1, 10, 10, 20, 2, 0.995)
     out = machine_denoise(x, 0.995, train, "els", 3, "circular")
     assert every_patch
-    _compare(out, reference_denoise(x.numpy(), 0.995, train.numpy(), "els", 3, "circular"))
+    assert_matches(out, reference_denoise(x.numpy(), 0.995, train.numpy(), "els", 3, "circular"))
 
 
 def test_strided_training_images_are_read_through_their_strides(every_patch):
@@ -114,14 +95,14 @@ def test_strided_training_images_are_read_through_their_strides(every_patch):
     out = machine_denoise(x, 0.64, train, "bbels", 5, "zeros")
     assert every_patch
     ref = reference_denoise(x.numpy(), 0.64, train.numpy(), "bbels", 5, "zeros")
-    _compare(out, ref)
+    assert_matches(out, ref)
 
 
 def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch):
     calls = []
     fold = windowsums.fold
     monkeypatch.setattr(windowsums, "fold", lambda *a, **k: calls.append(1) or fold(*a, **k))
-    x, train = _case(12, 1, 24, 24, 50, 1, 0.5)
+    x, train = random_case(12, 1, 24, 24, 50, 1, 0.5)
     p = _smallest_grey_patch() + 2
     fast = machine_denoise(x, 0.5, train, "els", p, "circular")
     assert calls
