@@ -30,13 +30,6 @@ def every_patch(monkeypatch):
     return calls
 
 
-def _smallest_grey_patch() -> int:
-    p = 1
-    while p * p < windowsums.MIN_NUMBERS:
-        p += 2
-    return p
-
-
 CASES = [
     # machine, boundary, P, C, H, W, N, ab
     ("els", "circular", 1, 1, 6, 7, 3, 0.5),
@@ -103,7 +96,7 @@ def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch
     fold = windowsums.fold
     monkeypatch.setattr(windowsums, "fold", lambda *a, **k: calls.append(1) or fold(*a, **k))
     x, train = random_case(12, 1, 24, 24, 50, 1, 0.5)
-    p = _smallest_grey_patch() + 2
+    p = windowsums.min_patch() + 2
     fast = machine_denoise(x, 0.5, train, "els", p, "circular")
     assert calls
     monkeypatch.setattr(windowsums, "ENABLED", False)
@@ -118,13 +111,15 @@ def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch
 
 
 def test_short_patches_float64_and_gpus_keep_the_streamed_route():
-    p = _smallest_grey_patch()
+    p = windowsums.min_patch()
     x = torch.zeros(1, 1, 8, 8)
     assert windowsums.applies(x, p)
     assert not windowsums.applies(x, p - 2)
     assert not windowsums.applies(x.double(), p)
     # colour patches have three times the numbers: a shorter one already qualifies
-    assert windowsums.applies(torch.zeros(1, 3, 8, 8), p - 2)
+    assert windowsums.min_patch(3) < p
+    assert windowsums.applies(torch.zeros(1, 3, 8, 8), windowsums.min_patch(3))
+    assert not windowsums.applies(torch.zeros(1, 3, 8, 8), windowsums.min_patch(3) - 2)
 
 
 def test_rectangles_are_recognised_only_when_full():

@@ -163,9 +163,7 @@ def _window_sums_agree() -> str:
 
     from ..core.machines import machine_denoise, windowsums
 
-    p = 1
-    while p * p < windowsums.MIN_NUMBERS:  # the shortest grey patch the route takes
-        p += 2
+    p = windowsums.min_patch()
     g = torch.Generator().manual_seed(0)
     train = torch.rand(40, 1, 2 * p, 2 * p, generator=g) * 2 - 1
     x = 0.7 * train[:1] + 0.7 * torch.randn(1, 1, 2 * p, 2 * p, generator=g)

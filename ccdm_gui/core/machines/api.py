@@ -14,7 +14,7 @@ from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
 from .patches import gather_patches, grid_positions
-from .streaming import StreamingSoftmax, prepare_chunk
+from .streaming import StreamingSoftmax, base2_stats, prepare_chunk
 
 # Elements in one chunk of key patches: cutting patches has a fixed cost per chunk, so
 # chunks are large; the attention itself then walks each chunk in cache-sized tiles.
@@ -250,12 +250,12 @@ def _scatter_rects(out: MachineOutput, rects, transposed: bool, res) -> None:
     if transposed:
         kyx, qyx = kyx.flip(-1), qyx.flip(-1)
     rows, cols = qyx.unbind(1)
-    dt = out.x0.dtype
-    out.x0[:, :, rows, cols] = (acc / s[..., None]).to(dt).transpose(1, 2)
+    values, weight, entropy = base2_stats(s, u, acc, best, out.x0.dtype)
+    out.x0[:, :, rows, cols] = values.transpose(1, 2)
     out.source_index[:, rows, cols] = img
     out.source_yx[:, rows, cols] = kyx
-    out.weight[:, rows, cols] = (torch.exp2(best) / s).to(dt)
-    out.entropy[:, rows, cols] = (torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt)
+    out.weight[:, rows, cols] = weight
+    out.entropy[:, rows, cols] = entropy
 
 
 def _corners(out: MachineOutput, x, train, a, v, patch_size: int, prob: Problem) -> None:

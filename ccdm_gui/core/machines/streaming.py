@@ -124,6 +124,16 @@ def prepare_chunk(chunk: KeyChunk, d: int, key_scale: float) -> None:
     bank[:, r + 1] = -1.0
 
 
+def base2_stats(s, u, acc, best, dtype: torch.dtype):
+    """Values, winning weight and entropy (nats) from a compiled route's state: float64
+    sums s = sum e, u = sum e l (base 2) and acc [..., Cv] = sum e values, and the best
+    logit over the shift (base 2)."""
+    values = (acc / s[..., None]).to(dtype)
+    weight = (torch.exp2(best.double()) / s).to(dtype)
+    entropy = (torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dtype)
+    return values, weight, entropy
+
+
 class StreamingSoftmax:
     def __init__(
         self,
@@ -434,16 +444,8 @@ class StreamingSoftmax:
         self.best_kpos[gi, mi] = chunk.first_kpos + j % chunk.kpos_block
 
     def _base2_result(self, s, u, acc, best) -> StreamResult:
-        """The result from the compiled routes' state: float64 sums s, u (base 2) and acc
-        [G, M, Cv], and the best logit over the shift in base 2."""
-        dt = self.qa.dtype
-        return StreamResult(
-            values=(acc / s[..., None]).to(dt),
-            best_image=self.best_image,
-            best_kpos=self.best_kpos,
-            weight=(torch.exp2(best.double()) / s).to(dt),
-            entropy=(torch.log(s) - math.log(2.0) * u / s).clamp_min_(0.0).to(dt),
-        )
+        values, weight, entropy = base2_stats(s, u, acc, best, self.qa.dtype)
+        return StreamResult(values, self.best_image, self.best_kpos, weight, entropy)
 
     def result(self) -> StreamResult:
         if not self.started:

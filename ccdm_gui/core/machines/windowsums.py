@@ -58,6 +58,14 @@ def applies(x: torch.Tensor, patch_size: int) -> bool:
     )
 
 
+def min_patch(channels: int = 1) -> int:
+    """The shortest patch size the route takes for images of this many channels."""
+    p = 1
+    while channels * p * p < MIN_NUMBERS:
+        p += 2
+    return p
+
+
 def rects_of(qpos: torch.Tensor, kpos: torch.Tensor) -> tuple[int, ...] | None:
     """(qi0, qi1, qj0, qj1, ku0, ku1, kv0, kv1) when the group's queries and keys each
     fill a rectangle, else None."""
@@ -118,10 +126,11 @@ def fold(
 
 
 def _merge_threads(m, s, u, acc, best, img, key):
+    # Every thread took at least one block of images (fold caps the thread count), so
+    # every shift m is a logit seen, finite.
     top = m.max(0)
-    sc = np.exp2(m - top)  # -inf (a thread with no images) -> 0
-    sc_u = np.where(np.isfinite(m), (m - top) * s, 0.0)
-    u_all = (sc * (u + sc_u)).sum(0)
+    sc = np.exp2(m - top)
+    u_all = (sc * (u + (m - top) * s)).sum(0)
     s_all = (sc * s).sum(0)
     acc_all = (sc[..., None] * acc).sum(0)
     win = best.argmax(0)[None]

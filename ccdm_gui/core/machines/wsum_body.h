@@ -264,8 +264,8 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
         if (qw > qw_max) qw_max = qw;
     }
     const int64_t gs = (qw_max + p + WQB) * NBK; /* floats per offset in the G block */
-    /* the logits of 4 offsets, rows a little over a multiple of 4 KB apart (exactly such
-       a multiple, they would all fall in the same sets of the L1 cache) */
+    /* the logits of WDB offsets, rows a little over a multiple of 4 KB apart (exactly
+       such a multiple, they would all fall in the same sets of the L1 cache) */
     const int64_t ss = (qw_max + 1) * NBK;
     const size_t states = (size_t)qw_max * (F_ACC + c_n) * NBK;
     float *buf = malloc(sizeof(float) * ((size_t)(c_n * hp * wr + h * w + hp * w) * NBK
