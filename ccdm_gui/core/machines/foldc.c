@@ -173,8 +173,8 @@ int ccdm_fold(const FoldArgs *A, int64_t q0, int64_t q1, int isa)
     return 0;
 }
 
-/* Thread t of n_threads: training images t * 2VL.. in steps of n_threads * 2VL. Returns
-   0, or 1 when the scratch memory could not be had. */
+/* Thread t of n_threads: the blocks of ccdm_wsum_block images t, t + n_threads, ...
+   Returns 0, or 1 when the scratch memory could not be had. */
 int ccdm_wsum(const WsumArgs *A, int64_t t, int64_t n_threads, int isa)
 {
     if (isa == 2) return wsum_avx512(A, t, n_threads);
