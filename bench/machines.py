@@ -4,7 +4,7 @@
     .venv/bin/python bench/machines.py --data mnist --repeat 1
     .venv/bin/python bench/machines.py --device cuda --n 60000 --no-naive
 
-Two training sets: "random" (uniform in [-1, 1], the issue's official table: no two
+Two training sets: "random" (uniform in [-1, 1], the benchmark's main table: no two
 patches alike) and "mnist" (the first N images of the shipped MNIST, noisy image from a
 held-out digit: what users run; its many identical background patches get merged).
 
@@ -55,7 +55,7 @@ from ccdm_gui.core.machines.candidates import build_problems  # noqa: E402
 from ccdm_gui.core.machines.patches import gather_patches  # noqa: E402
 from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
 
-# The paper's reference implementation on a 2-core CPU, N = 1,000 (science.md section 6).
+# The paper's reference implementation on a 2-core CPU, N = 1,000 (docs/design.md).
 REFERENCE_S = {
     ("els", 3): 16.0,
     ("els", 7): 13.2,

@@ -1,7 +1,7 @@
 """Slow, literal float64 score machines: the yardstick for ccdm_gui.core.machines.
 
-Every pixel gets its candidate list built by hand from science.md section 2's table,
-then a plain softmax over it. No streaming, no shared groups, no matrix tricks.
+Every pixel gets its candidate list built by hand from the table in docs/design.md (The score
+machines), then a plain softmax over it. No streaming, no shared groups, no matrix tricks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layer rule of design.md: only ccdm_gui/app may touch Qt, imports point down
+"""The layer rule of docs/design.md (Layers): only ccdm_gui/app may touch Qt, imports point down
 app -> cli -> export -> core. Checked statically (every import statement, even inside
 functions) and dynamically (what importing actually loads)."""
 

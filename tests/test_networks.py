@@ -31,7 +31,7 @@ def test_unet_receptive_field_covers_the_image():
     torch.manual_seed(0)
     net = UNetDenoiser(channels=1, width=16)
     assert receptive_field(net, channels=1, size=32) == (32, 32)
-    # On a larger canvas the finite extent shows: about 44, as science.md says.
+    # On a larger canvas the finite extent shows: about 44 (docs/design.md).
     assert receptive_field(net, channels=1, size=64) == (44, 44)
 
 

@@ -28,7 +28,7 @@ def gaussian_denoiser(mu: torch.Tensor, s: float):
 
 
 def reference_ddim(denoise, x: torch.Tensor, n: int) -> torch.Tensor:
-    """science.md's second form of the update, written out independently of sampler.py."""
+    """The update's second form in docs/design.md, written out independently of sampler.py."""
     for i in range(n, 0, -1):
         t, tn = i / n, (i - 1) / n
         x0 = denoise(x, t)

@@ -1,4 +1,4 @@
-"""ccdm calibrate: fit each machine's patch-size schedule P(t) to a model (science.md s. 3)."""
+"""ccdm calibrate: fit each machine's patch-size schedule P(t) to a model (docs/design.md)."""
 
 from __future__ import annotations
 

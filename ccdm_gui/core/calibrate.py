@@ -1,4 +1,4 @@
-"""Calibrate a model's patch-size schedule P(t) for each score machine (science.md s. 3).
+"""Calibrate a model's patch-size schedule P(t) for each score machine (docs/design.md).
 
 For K seeds the CNN runs its own DDIM trajectory. At every step, on the very x_t the CNN
 saw, each machine's eps is computed for every odd P in the grid; per seed the P with

@@ -1,6 +1,6 @@
-"""The paper's headline numbers (science.md s. 5): per seed, the correlation between the
-CNN's final sample and each machine's final sample from the same initial noise (and, for
-class-conditional models, the same label: seed % number of classes).
+"""The paper's headline numbers (docs/design.md, The paper's metric): per seed, the
+correlation between the CNN's final sample and each machine's final sample from the same
+initial noise (and, for class-conditional models, the same label: seed % number of classes).
 
 Seeds are batched through both the CNN and the machines; the per-seed noise is drawn
 exactly as a single run draws it, so a seed's number here matches ``ccdm run --seed``.

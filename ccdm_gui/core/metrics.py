@@ -1,6 +1,6 @@
 """Similarity measures between CNN and machine images, and small robust summaries.
 
-``correlation`` is the paper's headline number (science.md section 5): Pearson r of
+``correlation`` is the paper's headline number (docs/design.md, The paper's metric): Pearson r of
 the flattened images. ``cosine_similarity`` is the calibration score (section 3): the
 same without centring, because eps vectors are compared as they are.
 
@@ -45,7 +45,7 @@ def correlation_batch(a, b) -> np.ndarray:
 
 
 def correlation(a, b) -> float:
-    """Flatten, subtract each image's global mean, L2-normalise, dot (science.md s. 5)."""
+    """Flatten, subtract each image's global mean, L2-normalise, dot (the paper's metric)."""
     a, b = _as_batch(a, False), _as_batch(b, False)
     return float(
         _cosine_rows(a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True))[0]

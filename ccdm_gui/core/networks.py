@@ -1,4 +1,4 @@
-"""The paper's CNN denoisers (science.md section 4): a minimal ResNet and a small UNet.
+"""The paper's CNN denoisers (docs/design.md, The CNN denoisers): a minimal ResNet and a small UNet.
 
 Both predict eps from (x_t, t[, label]); ``t`` is the continuous time in [0, 1].
 """

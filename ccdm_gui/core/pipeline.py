@@ -45,9 +45,9 @@ __all__ = [
     "save_comparison",
 ]
 
-# The paper's calibrated P(t) for its MNIST ResNet with zero padding (science.md s. 3),
-# index i holding t = (i + 1) / 20. Used for models that carry no calibration of their own:
-# it is the closest published schedule to the shipped default model.
+# The paper's calibrated P(t) for its MNIST ResNet with zero padding (docs/design.md,
+# Calibration of P(t)), index i holding t = (i + 1) / 20. Used for models that carry no
+# calibration of their own: it is the closest published schedule to the shipped default model.
 DEFAULT_SCHEDULE = (3, 3, 5, 5, 5, 7, 7, 7, 9, 9, 11, 11, 11, 11, 13, 15, 15, 15, 15, 15)
 
 

@@ -1,4 +1,4 @@
-"""Which training patches compete at which pixel (science.md section 2 table).
+"""Which training patches compete at which pixel (docs/design.md, The score machines).
 
 Every patch machine is expressed as a few ``Problem``s. A problem holds G groups; the
 query pixels of one group all share one candidate set, namely the patches centred at

@@ -55,7 +55,7 @@ def _wide_vectors() -> None:
     the clock, which costs mixed scalar code more than it gains); the tile pass is pure
     vector arithmetic, and with 512-bit vectors the eight benchmark steps ran 1.23x
     faster in sum (ELS 1.35x; bench/machines.py with CCDM_NO_WIDE=1 and without, three
-    rounds, README performance). numba reads its features once, at import, so this runs
+    rounds, docs/performance.md). numba reads its features once, at import, so this runs
     before the import; a user's own NUMBA_CPU_NAME or NUMBA_CPU_FEATURES wins, and
     CCDM_NO_WIDE=1 keeps LLVM's choice (to compare).
     """
