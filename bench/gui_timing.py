@@ -53,7 +53,7 @@ def main() -> int:
     from ccdm_gui.app.app import make_app
     from ccdm_gui.app.frames import View
     from ccdm_gui.app.main_window import MainWindow
-    from ccdm_gui.core import render
+    from ccdm_gui.core import machine_registry, render
 
     app = make_app()
     t_app = time.perf_counter()
@@ -65,7 +65,7 @@ def main() -> int:
             "subset": args.subset,
             "steps": args.steps,
             "machine": args.machine,
-            "boundary": "zeros" if args.machine == "bbels" else "circular",
+            "boundary": machine_registry.fit_boundary(args.machine, "circular"),
             "seed": args.seed,
             "patch_size": "calibrated",
             "device": "cpu",

@@ -26,7 +26,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from ccdm_gui.app import settings as app_settings  # noqa: E402
-from ccdm_gui.core import render  # noqa: E402
+from ccdm_gui.core import provenance, render  # noqa: E402
 from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint  # noqa: E402
 from ccdm_gui.core.datasets import load_dataset  # noqa: E402
 from ccdm_gui.core.networks import build_network  # noqa: E402
@@ -271,7 +271,9 @@ def test_view_changes_and_scrubbing_never_recompute(qtbot, files, make_window):
     c.show_mode.setCurrentIndex(c.show_mode.findData("xt"))
     c.diff.setChecked(True)
     assert w.panels.visible_panels == ["cnn", "machine", "provenance", "difference"]
-    for mode in ("source", "position", "weight", "entropy"):
+    # Every mode of the table; the tiny dataset has labels, so "label" is offered too.
+    for mode in provenance.KEYS:
+        assert c.prov_mode.model().item(c.prov_mode.findData(mode)).isEnabled()
         c.prov_mode.setCurrentIndex(c.prov_mode.findData(mode))
         for step in range(STEPS):
             w.timeline.slider.setValue(step)

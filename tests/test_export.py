@@ -321,7 +321,7 @@ def test_unknown_format_and_missing_encoder(comp, tmp_path, monkeypatch):
         export_video(comp, tmp_path / "v.mp4", fmt="mkv")
     # An FFmpeg build without the encoder: the lookup is real, the name does not exist.
     monkeypatch.setitem(
-        video.FORMATS, "mp4", video.VideoFormat("mp4", "no-such-encoder", 18, (0, 51))
+        video.FORMATS, "mp4", video.VideoFormat("mp4", "MP4", "no-such-encoder", 18, (0, 51))
     )
     with pytest.raises(ExportError, match="no no-such-encoder encoder") as e:
         export_video(comp, tmp_path / "v.mp4")

@@ -157,3 +157,18 @@ def test_closing_during_an_export_cancels_first(qtbot, tmp_path):
     assert blocker.args[0] is False
     qtbot.waitUntil(lambda: not dlg.isVisible())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_format_labels_come_from_the_format_table(qtbot, monkeypatch):
+    from ccdm_gui import export
+    from ccdm_gui.export.formats import VideoFormat
+
+    # A format the dialog has never heard of: its label is read from the table.
+    monkeypatch.setitem(export.FORMATS, "mkv", VideoFormat("mkv", "Matroska", "ffv1", None, None))
+    dlg = ExportDialog(None, make_comparison(), VIEW, "video")
+    qtbot.addWidget(dlg)
+    texts = {dlg.format_combo.itemData(i): dlg.format_combo.itemText(i) for i in range(4)}
+    assert texts == {name: f.label for name, f in export.FORMATS.items()}
+    # Modes needing class labels are offered only when the run has them.
+    modes = [dlg.prov_combo.itemData(i) for i in range(dlg.prov_combo.count())]
+    assert "label" not in modes and "source" in modes

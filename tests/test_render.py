@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from ccdm_gui.core import palette, render
+from ccdm_gui.core import palette, provenance, render
 from ccdm_gui.core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
 
 
@@ -33,6 +33,7 @@ def make_comparison(T=5, C=1, H=32, W=32, seed=0, n_train=50, machine="bbels") -
         entropy=rng.uniform(0, 5, (T, H, W)).astype(np.float32),
         final=imgs()[-1],
         train_indices=np.arange(n_train) * 7 + 3,
+        train_labels=rng.integers(0, 10, n_train),
     )
     spec = RunSpec(
         model="models/m.safetensors",
@@ -82,7 +83,7 @@ def _median_seconds(fn, n=200) -> float:
 
 def test_render_a_32x32_frame_well_under_a_millisecond(comp):
     assert _median_seconds(lambda: render.image_rgb(comp.cnn.x0[2])) < 1e-3
-    for mode in render.PROVENANCE_MODES:
+    for mode in provenance.KEYS:
         assert _median_seconds(lambda m=mode: render.provenance_rgb(comp.machine, 2, m)) < 1e-3
     assert _median_seconds(lambda: render.difference_rgb(comp.cnn.x0[1], comp.machine.x0[1])) < 1e-3
 
@@ -169,11 +170,42 @@ def test_provenance_modes(comp):
         render.provenance_rgb(m, step, "nope")
 
 
+def test_source_label_colours_the_class_of_the_majority_source(comp):
+    m = comp.machine
+    step = 2
+    got = render.provenance_rgb(m, step, "label")
+    # Reference, pixel by pixel: the class of the winning image where it holds the
+    # majority, grey elsewhere.
+    grey = palette.categorical_colors(np.array([-1]))[0]
+    for r in range(32):
+        for c in range(32):
+            if m.weight[step, r, c] > 0.5:
+                want = palette.categorical_colors(
+                    np.array([m.train_labels[m.source_index[step, r, c]]])
+                )[0]
+            else:
+                want = grey
+            assert (got[r, c] == want).all(), (r, c)
+    key = render.legend("label", m, step)
+    assert key.kind == "categories" and key.colors[0][0] == provenance.NO_MAJORITY_LABEL
+    major = m.weight[step] > 0.5
+    classes, counts = np.unique(m.train_labels[m.source_index[step][major]], return_counts=True)
+    assert key.colors[1][0] == f"class {classes[np.argmax(counts)]}"
+    assert len(key.colors) == min(provenance.KEY_ITEMS, len(classes) + 1)
+    assert "label" in render.caption(comp, step, "provenance", prov_mode="label")
+    # A dataset without labels: the mode is not offered, and paints nothing but grey.
+    unlabelled = dataclasses.replace(m, train_labels=None)
+    mode = provenance.mode("label")
+    assert mode.available(m) and not mode.available(unlabelled)
+    assert all(provenance.mode(k).available(unlabelled) for k in provenance.KEYS if k != "label")
+    assert (render.provenance_rgb(unlabelled, step, "label") == grey).all()
+
+
 def test_entropy_scale_is_log_of_the_largest_candidate_count(comp):
     # bbELS interior pixels at the smallest P (3) have N * 30 * 30 candidates.
-    assert render.entropy_limit(comp.machine, "bbels") == pytest.approx(np.log(50 * 30 * 30))
-    assert render.entropy_limit(comp.machine, "ls") == pytest.approx(np.log(50))
-    assert render.candidate_count("els", 10, 33, 32, 32) == 10  # P >= image: falls back to LS
+    assert provenance.entropy_limit(comp.machine, "bbels") == pytest.approx(np.log(50 * 30 * 30))
+    assert provenance.entropy_limit(comp.machine, "ls") == pytest.approx(np.log(50))
+    assert provenance.candidate_count("els", 10, 33, 32, 32) == 10  # P >= image: falls back to LS
 
 
 def test_difference_is_blue_white_red():
@@ -219,13 +251,13 @@ def test_legends(comp):
         bar.kind == "bar" and bar.vmin == 0.0 and bar.vmax == 1.0 and bar.colors.shape == (256, 3)
     )
     ent = render.legend("entropy", comp.machine, machine="bbels")
-    assert ent.vmax == pytest.approx(render.entropy_limit(comp.machine, "bbels"))
-    cats = render.legend("source", comp.machine, 0, max_items=5)
-    assert cats.kind == "categories" and len(cats.colors) == 5
+    assert ent.vmax == pytest.approx(provenance.entropy_limit(comp.machine, "bbels"))
+    cats = render.legend("source", comp.machine, 0)
+    assert cats.kind == "categories" and len(cats.colors) == provenance.KEY_ITEMS
     # First the grey of pixels without a majority source, then the largest source,
     # counted over majority pixels only and labelled with its index in the full dataset.
     grey = tuple(int(v) for v in palette.categorical_colors(np.array([-1]))[0])
-    assert cats.colors[0] == (render.NO_MAJORITY_LABEL, grey)
+    assert cats.colors[0] == (provenance.NO_MAJORITY_LABEL, grey)
     major = comp.machine.weight[0] > 0.5
     ids, counts = np.unique(comp.machine.source_index[0][major], return_counts=True)
     top = ids[np.argmax(counts)]
@@ -233,7 +265,7 @@ def test_legends(comp):
     assert cats.colors[1][1] == tuple(int(v) for v in palette.categorical_colors(top))
     # With every winner a majority, no grey entry.
     sure = dataclasses.replace(comp.machine, weight=np.ones_like(comp.machine.weight))
-    cats = render.legend("source", sure, 0, max_items=5)
+    cats = render.legend("source", sure, 0)
     ids, counts = np.unique(comp.machine.source_index[0], return_counts=True)
     assert cats.colors[0][0] == f"#{comp.machine.train_indices[ids[np.argmax(counts)]]}"
     plane = render.legend("position", comp.machine)

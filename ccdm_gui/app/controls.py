@@ -28,21 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.render import MACHINE_NAMES
+from ..core import machine_registry as machines
+from ..core import provenance
 
-MACHINE_ORDER = ("bbels", "els", "ls", "ideal")
-MACHINE_TIPS = {
-    "bbels": "boundary-broken ELS: the paper's model of zero-padded CNNs (zero boundary)",
-    "els": "equivariant local score machine: any patch, any location",
-    "ls": "local score machine: the patch at the same location only",
-    "ideal": "ideal score machine: whole images (memorises the training set)",
-}
-PROV_MODES = (
-    ("source", "source training image"),
-    ("position", "source position"),
-    ("weight", "winning weight"),
-    ("entropy", "entropy"),
-)
 SPEC_FIELDS = (
     "subset",
     "seed",
@@ -53,7 +41,6 @@ SPEC_FIELDS = (
     "boundary",
     "patch_size",
 )
-VIEW_FIELDS = ("show", "prov_mode", "diff")
 
 
 def _elide(path: str, n: int = 34) -> str:
@@ -114,15 +101,15 @@ class ControlPanel(QWidget):
 
         # ------------------------------------------------------------- machine
         self.machine = QComboBox()
-        for m in MACHINE_ORDER:
-            self.machine.addItem(MACHINE_NAMES[m], m)
+        for m in machines.TABLE:
+            self.machine.addItem(m.label, m.name)
             self.machine.setItemData(
-                self.machine.count() - 1, MACHINE_TIPS[m], Qt.ItemDataRole.ToolTipRole
+                self.machine.count() - 1, m.description, Qt.ItemDataRole.ToolTipRole
             )
         self.boundary = QComboBox()
-        self.boundary.addItem("zeros", "zeros")
-        self.boundary.addItem("circular", "circular")
-        self.boundary.setToolTip("how patches see past the image edge (bbELS needs zeros)")
+        for b in machines.BOUNDARIES:
+            self.boundary.addItem(b, b)
+        self.boundary.setToolTip("how patches see past the image edge")
         self.calibrated = QCheckBox("calibrated P(t)")
         self.calibrated.setToolTip("follow the model's calibrated receptive-field schedule")
         self.p_slider = QSlider(Qt.Orientation.Horizontal)
@@ -142,8 +129,11 @@ class ControlPanel(QWidget):
         self.show_mode.addItem("x0_hat (denoised estimate)", "x0")
         self.show_mode.addItem("x_t (noisy state)", "xt")
         self.prov_mode = QComboBox()
-        for key, text in PROV_MODES:
-            self.prov_mode.addItem(text, key)
+        for mode in provenance.MODES:
+            self.prov_mode.addItem(mode.label, mode.key)
+            self.prov_mode.setItemData(
+                self.prov_mode.count() - 1, mode.legend_text, Qt.ItemDataRole.ToolTipRole
+            )
         self.diff = QCheckBox("difference panel (CNN − machine)")
         view_box = QGroupBox("View")
         f3 = QFormLayout(view_box)
@@ -292,12 +282,19 @@ class ControlPanel(QWidget):
                 w.blockSignals(b)
         self._show_p()
 
+    def set_provenance_available(self, traj) -> None:
+        """Offer only the provenance modes this run's trajectory can colour (the class
+        label needs a labelled dataset)."""
+        model = self.prov_mode.model()
+        for i, mode in enumerate(provenance.MODES):
+            model.item(i).setEnabled(mode.available(traj))
+
     # ------------------------------------------------------------- consistency
     def _show_p(self) -> None:
-        ideal = self.machine.currentData() == "ideal"
-        self.calibrated.setEnabled(not ideal)
-        self.p_slider.setEnabled(not ideal and not self.calibrated.isChecked())
-        if ideal:
+        whole = not machines.machine(self.machine.currentData()).has_patch_size
+        self.calibrated.setEnabled(not whole)
+        self.p_slider.setEnabled(not whole and not self.calibrated.isChecked())
+        if whole:
             self.p_value.setText("image")
         elif self.calibrated.isChecked():
             self.p_value.setText("P(t)")
@@ -305,19 +302,22 @@ class ControlPanel(QWidget):
             self.p_value.setText(f"{3 + 2 * self.p_slider.value()}")
 
     def _on_machine(self, _i: int) -> None:
-        if self.machine.currentData() == "bbels" and self.boundary.currentData() != "zeros":
-            # bbELS is defined by the zero boundary; keep the pair valid.
+        # Keep the pair valid: a machine defined for one boundary only takes it along.
+        fit = machines.fit_boundary(self.machine.currentData(), self.boundary.currentData())
+        if fit != self.boundary.currentData():
             b = self.boundary.blockSignals(True)
-            self.boundary.setCurrentIndex(self.boundary.findData("zeros"))
+            self.boundary.setCurrentIndex(self.boundary.findData(fit))
             self.boundary.blockSignals(b)
         self._show_p()
         self.changed.emit("machine")
 
     def _on_boundary(self, _i: int) -> None:
-        if self.boundary.currentData() == "circular" and self.machine.currentData() == "bbels":
-            # The circular counterpart of bbELS is ELS.
+        boundary = self.boundary.currentData()
+        if machines.fit_boundary(self.machine.currentData(), boundary) != boundary:
+            # The machine is not defined for this boundary: switch to the one that is
+            # this boundary's default (bbELS on circular becomes ELS).
             b = self.machine.blockSignals(True)
-            self.machine.setCurrentIndex(self.machine.findData("els"))
+            self.machine.setCurrentIndex(self.machine.findData(machines.default_machine(boundary)))
             self.machine.blockSignals(b)
             self._show_p()
         self.changed.emit("boundary")

@@ -32,28 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from .. import export
-from ..core import render
+from ..core import provenance, render
 from ..core.spec import Comparison
 
 log = logging.getLogger(__name__)
-
-_LAYOUTS = {
-    "frames": [
-        ("composite", "Composite (panels with captions)"),
-        ("panels", "One PNG per panel"),
-        ("strip", "Panels side by side, no text"),
-    ],
-    "video": [
-        ("composite", "Composite (panels with captions)"),
-        ("strip", "Panels side by side, no text"),
-    ],
-}
-_PROVENANCE = [
-    ("source", "Source training image"),
-    ("position", "Source position"),
-    ("weight", "Winning weight"),
-    ("entropy", "Entropy"),
-]
 
 
 class _ExportJob(QObject):
@@ -135,9 +117,8 @@ class ExportDialog(QDialog):
         self.format_combo = QComboBox()
         if kind == "video":
             available = export.available_formats()
-            for name in export.FORMATS:
-                label = {"mp4": "MP4 (H.264)", "gif": "GIF", "webm": "WebM (VP9)"}[name]
-                self.format_combo.addItem(label, name)
+            for name, fmt in export.FORMATS.items():
+                self.format_combo.addItem(fmt.label, name)
                 if name not in available:
                     # Visible but disabled, so a user can see why WebM is missing.
                     item = self.format_combo.model().item(self.format_combo.count() - 1)
@@ -146,7 +127,10 @@ class ExportDialog(QDialog):
             self.format_combo.currentIndexChanged.connect(self._format_changed)
             form.addRow("Format:", self.format_combo)
 
-        self.layout_combo = _combo(_LAYOUTS[kind], "composite")
+        layouts = [
+            (lay.name, lay.label) for lay in export.LAYOUT_TABLE if kind == "frames" or lay.video
+        ]
+        self.layout_combo = _combo(layouts, "composite")
         form.addRow("Layout:", self.layout_combo)
         self.scale_spin = QSpinBox()
         self.scale_spin.setRange(1, 32)
@@ -159,7 +143,8 @@ class ExportDialog(QDialog):
             view.get("show", "x0"),
         )
         form.addRow("Show:", self.show_combo)
-        self.prov_combo = _combo(_PROVENANCE, view.get("prov_mode", "source"))
+        modes = [m for m in provenance.MODES if m.available(comparison.machine)]
+        self.prov_combo = _combo([(m.key, m.label) for m in modes], view.get("prov_mode", "source"))
         form.addRow("Provenance:", self.prov_combo)
         self.diff_check = QCheckBox("Add the CNN − machine difference panel")
         self.diff_check.setChecked(bool(view.get("diff", False)))
@@ -307,9 +292,7 @@ class ExportDialog(QDialog):
         if not path.is_dir():
             return False
         steps = len(self.comp.cnn.t)
-        panels = ["cnn", "machine", "provenance"] + (
-            ["difference"] if self.diff_check.isChecked() else []
-        )
+        panels = render.panel_names(self.diff_check.isChecked())
         names = export.frame_names(steps, self.layout_combo.currentData(), panels)
         return (
             any((path / n).exists() for step in names for n in step)

@@ -130,10 +130,6 @@ class FrameStore:
             return len(self.comp.cnn.t)
         return 0 if self.cnn is None else len(self.cnn.t)
 
-    @property
-    def cnn_only(self) -> bool:
-        return self.comp is None and self.cnn is not None
-
     def images(self, step: int, view: View) -> dict[str, np.ndarray]:
         key = (step, view)
         hit = self._rgb.get(key)
@@ -172,8 +168,7 @@ class FrameStore:
         p = int(comp.machine.patch_size[step])
         r = float(comp.correlation[step])
         out = {}
-        panels = ["cnn", "machine", "provenance"] + (["difference"] if view.diff else [])
-        for name in panels:
+        for name in render.panel_names(view.diff):
             text = render.caption(comp, step, name, view.show, view.prov_mode)
             extra = []
             if "t=" not in text:

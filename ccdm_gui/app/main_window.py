@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..core import render
+from ..core import machine_registry as machines
+from ..core import provenance, render
 from ..core.checkpoint import ModelInfo, read_info
 from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
@@ -278,15 +279,14 @@ class MainWindow(QMainWindow):
         self.model_path = str(pick("model", str(default_model_path()), str))
         self.dataset_path = str(pick("dataset", str(default_dataset_path()), str))
         info = self._peek_info(self.model_path)
-        if opt.get("machine") is None and info is not None and opt.get("model") is not None:
-            # A model named on the command line gets its own padding's machine.
-            default_machine = "bbels" if info.padding == "zeros" else "els"
-        else:
-            default_machine = "bbels"
-        machine = str(pick("machine", default_machine, str))
-        boundary = str(pick("boundary", "zeros" if machine == "bbels" else "circular", str))
-        if machine == "bbels":
-            boundary = "zeros"
+        # A model named on the command line gets its own padding's machine and boundary.
+        fresh = opt.get("model") is not None and info is not None
+        padding = info.padding if fresh else "zeros"
+        machine = str(pick("machine", machines.default_machine(padding), str))
+        if machine not in machines.MACHINES:
+            machine = machines.default_machine(padding)
+        boundary = str(pick("boundary", padding, str))
+        boundary = machines.fit_boundary(machine, boundary)
         p = opt.get("patch_size")
         if p is None:
             p = st.get(s, "last/patch_size", "calibrated", str)
@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
         else:
             self.store.set_machine(traj)
             self.progress.setValue(total + i + 1)
-            name = render.MACHINE_NAMES.get(self.store.spec.machine, "machine")
+            name = machines.label(self.store.spec.machine)
             self.progress.setFormat(f"{name} {i + 1}/{total}")
         self._refresh_frames()
 
@@ -493,8 +493,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================ frames
     def _panel_names(self) -> list[str]:
-        names = ["cnn", "machine", "provenance"]
-        return names + ["difference"] if self.view_state.diff else names
+        return render.panel_names(self.view_state.diff)
 
     def _refresh_frames(self) -> None:
         """New frames arrived (or went): update slider range, plots and the frame."""
@@ -506,9 +505,10 @@ class MainWindow(QMainWindow):
         self.timeline.set_frames(n, self.step)
         comp = self.store.comp
         if comp is not None:
+            self.controls.set_provenance_available(comp.machine)
             self.plots.set_correlation(comp.cnn.t, comp.correlation)
             cal = None
-            if self.info is not None and comp.spec.machine != "ideal":
+            if self.info is not None and machines.machine(comp.spec.machine).has_patch_size:
                 cal, _own = schedule_for(self.info, comp.spec.machine)
             self.plots.set_schedule(comp.machine.t, comp.machine.patch_size, cal)
             self.title.setText(
@@ -609,7 +609,7 @@ class MainWindow(QMainWindow):
             full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
             sy, sx = (int(v) for v in m.source_yx[step, r, c])
             wt = float(m.weight[step, r, c])
-            what = "source image" if wt > render.MAJORITY else "no majority; top candidate"
+            what = "source image" if wt > provenance.MAJORITY else "no majority; top candidate"
             parts.append(
                 f"{what} #{full} at (row {sy}, col {sx}), weight "
                 f"{wt:.3f}, entropy {float(m.entropy[step, r, c]):.2f}"
@@ -675,7 +675,7 @@ class MainWindow(QMainWindow):
         info = self._peek_info(path)
         if info is not None:
             self._apply_info(info)
-            machine = "bbels" if info.padding == "zeros" else "els"
+            machine = machines.default_machine(info.padding)
             self.controls.set_state({"machine": machine, "boundary": info.padding})
         return self.request()
 

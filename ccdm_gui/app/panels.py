@@ -13,7 +13,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-PANEL_NAMES = ("cnn", "machine", "provenance", "difference")
+from ..core import render
+
 _BLANK_COLOR = (40, 40, 44)
 
 
@@ -96,7 +97,7 @@ class ImagePanels(QWidget):
         self.labels: dict[str, Caption] = {}
         self._shape: tuple[int, int] | None = None
         self._visible: list[str] = []
-        for name in PANEL_NAMES:
+        for name in render.PANELS:
             label = Caption()
             box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
             box.setBorder(pg.mkPen((90, 90, 96)))
@@ -106,10 +107,10 @@ class ImagePanels(QWidget):
             box.addItem(item)
             self.boxes[name], self.items[name], self.labels[name] = box, item, label
         first = self.boxes["cnn"]
-        for name in PANEL_NAMES[1:]:
+        for name in render.PANELS[1:]:
             self.boxes[name].setXLink(first)
             self.boxes[name].setYLink(first)
-        self.set_panels(["cnn", "machine", "provenance"])
+        self.set_panels(render.panel_names(diff=False))
         self.view.scene().sigMouseMoved.connect(self._on_move)
         self.view.scene().sigMouseClicked.connect(self._on_click)
 
@@ -152,9 +153,6 @@ class ImagePanels(QWidget):
         if self._shape is not None:
             h, w = self._shape
             self.boxes["cnn"].setRange(QRectF(0, 0, w, h), padding=0.02)
-
-    def image_shape(self) -> tuple[int, int] | None:
-        return self._shape
 
     def _pixel_at(self, scene_pos: QPointF) -> tuple[str, int, int] | None:
         if self._shape is None:

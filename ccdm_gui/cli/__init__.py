@@ -14,8 +14,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .. import __version__
 
-# Sub-command modules; each exposes register(subparsers). Listed here so that a
-# missing optional part (never the case in a release) fails loudly, not silently.
+# Sub-command modules; each exposes register(subparsers). A release holds every one
+# (packaging collects all of ccdm_gui), so a missing one is an ImportError, not a
+# command that silently disappears.
 COMMANDS = ("train", "run", "evaluate", "calibrate", "export", "gui", "selftest")
 
 
@@ -26,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ccdm-gui {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f".{name}", __name__).register(sub)
     return p
 
 

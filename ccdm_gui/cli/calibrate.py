@@ -12,14 +12,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     from ..core.atomic import atomic_write_bytes
     from ..core.calibrate import calibrate_model
-    from ..core.spec import MACHINES
+    from ..core.machine_registry import CALIBRATABLE
     from .run import resolve_common
 
     resolve_common(args)
     machines = [m.strip() for m in args.machines.split(",") if m.strip()]
     for m in machines:
-        if m not in MACHINES or m == "ideal":
-            raise SystemExit(f"ccdm calibrate: cannot calibrate {m!r}; choose from bbels, els, ls")
+        if m not in CALIBRATABLE:
+            known = ", ".join(CALIBRATABLE)
+            raise SystemExit(f"ccdm calibrate: cannot calibrate {m!r}; choose from {known}")
     bar = tqdm(desc="calibrate", unit="eval")
 
     def progress(done: int, total: int) -> None:
@@ -64,7 +65,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..core.spec import BOUNDARIES
+    from ..core.machine_registry import BOUNDARIES, CALIBRATABLE
     from .run import add_model_data_args
 
     p = sub.add_parser("calibrate", help="calibrate each machine's P(t) against a model")
@@ -76,14 +77,14 @@ def register(sub) -> None:
         default=1000,
         help="calibration seeds start here, apart from evaluation seeds 0..99",
     )
-    p.add_argument("--machines", default="bbels", help="comma-separated: bbels,els,ls")
+    p.add_argument("--machines", default="bbels", help=f"comma-separated: {','.join(CALIBRATABLE)}")
     p.add_argument("--p-max", type=int, default=17, help="largest odd P tried (31 for UNets)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument(
         "--boundary",
         choices=BOUNDARIES,
         default=None,
-        help="default: the model's padding (bbels is always zeros)",
+        help="default: the model's padding",
     )
     p.add_argument("--write", action="store_true", help="store the schedules in the checkpoint")
     p.add_argument("--json", default=None, help="also write the full similarity table here")

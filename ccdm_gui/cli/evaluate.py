@@ -14,7 +14,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from ..core.atomic import atomic_write_bytes
     from ..core.evaluate import evaluate
-    from ..core.spec import MACHINES
+    from ..core.machine_registry import MACHINES
 
     resolve_common(args)
     machines = [m.strip() for m in args.machine.split(",") if m.strip()]
@@ -62,7 +62,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..core.spec import BOUNDARIES
+    from ..core.machine_registry import BOUNDARIES
 
     p = sub.add_parser("evaluate", help="median CNN-vs-machine correlation over seeds")
     add_model_data_args(p, subset=1000)
@@ -75,7 +75,7 @@ def register(sub) -> None:
         "--boundary",
         choices=BOUNDARIES,
         default=None,
-        help="default: the model's padding (bbels is always zeros)",
+        help="default: the model's padding",
     )
     add_patch_size_arg(p)
     p.add_argument(

@@ -136,9 +136,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..core.render import PROVENANCE_MODES, SHOW_MODES
-    from ..core.spec import BOUNDARIES, MACHINES
-    from ..export.compose import LAYOUTS
+    from ..core.machine_registry import BOUNDARIES, MACHINES
+    from ..core.provenance import KEYS as PROVENANCE_MODES
+    from ..core.render import SHOW_MODES
+    from ..export.formats import FORMATS, LAYOUTS
 
     p = sub.add_parser(
         "export",
@@ -148,7 +149,9 @@ def register(sub) -> None:
     )
     out = p.add_argument_group("output")
     out.add_argument("--frames", metavar="DIR", help="write one PNG per step into DIR")
-    out.add_argument("--video", metavar="FILE", help="write a video; .mp4, .gif or .webm")
+    out.add_argument(
+        "--video", metavar="FILE", help=f"write a video: {', '.join('.' + f for f in FORMATS)}"
+    )
     out.add_argument("--overwrite", action="store_true", help="replace existing files")
     out.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
     out.add_argument(

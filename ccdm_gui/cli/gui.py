@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ..core.spec import BOUNDARIES, MACHINES
+from ..core.machine_registry import BOUNDARIES, MACHINES, check_pair
 
 
 def _patch_size(text: str) -> int | str:
@@ -36,9 +36,12 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"ccdm gui: {e}", file=sys.stderr)
             return 2
-    if args.machine == "bbels" and args.boundary == "circular":
-        print("ccdm gui: bbels is the zero-boundary machine; use --machine els", file=sys.stderr)
-        return 2
+    if args.machine is not None and args.boundary is not None:
+        try:
+            check_pair(args.machine, args.boundary)
+        except ValueError as e:
+            print(f"ccdm gui: {e}", file=sys.stderr)
+            return 2
     options = {
         "model": args.model,
         "dataset": args.dataset,

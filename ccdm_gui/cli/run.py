@@ -75,10 +75,11 @@ def add_patch_size_arg(p: argparse.ArgumentParser) -> None:
 def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
     """The comparison that ``ccdm run`` and ``ccdm export`` compute for ``seed``; what the
     options leave open follows the model (``info``), as the options' help says."""
+    from ..core.machine_registry import default_machine
     from ..core.spec import RunSpec
 
     boundary = args.boundary or info.padding
-    machine = args.machine or ("els" if boundary == "circular" else "bbels")
+    machine = args.machine or default_machine(boundary)
     label = args.label if args.label is not None else info.label_for_seed(seed)
     return RunSpec(
         model=args.model,
@@ -158,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..core.spec import BOUNDARIES, MACHINES
+    from ..core.machine_registry import BOUNDARIES, MACHINES
 
     p = sub.add_parser("run", help="run one CNN-vs-machine comparison and save its trajectory")
     add_model_data_args(p, subset=1000)
@@ -173,7 +174,7 @@ def register(sub) -> None:
         "--machine",
         choices=MACHINES,
         default=None,
-        help="default: bbels, or els for a circular model",
+        help="default: the model's padding's machine (bbels for zeros, els for circular)",
     )
     p.add_argument(
         "--boundary", choices=BOUNDARIES, default=None, help="default: the model's padding"

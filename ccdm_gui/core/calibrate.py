@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from .denoisers import MachineDenoiser
+from .machine_registry import check_pair
+from .machine_registry import machine as machine_entry
 from .metrics import cosine_similarity_batch, lower_median
 from .sampler import Cancelled, ddim_step, initial_noise
 from .schedule import eps_from_x0, time_grid, x0_from_eps
@@ -149,7 +151,8 @@ def calibrate_model(
     """Calibrate a checkpoint against a dataset; with ``write`` the schedules are stored in
     the checkpoint's metadata (atomically), merged with those of other machines.
 
-    The boundary defaults to the model's padding; bbELS is always zero-boundary.
+    The boundary defaults to the model's padding; a machine not defined for it (bbELS
+    on a circular model) is a ValueError.
     """
     from .checkpoint import update_info
     from .pipeline import load_model, load_training_images
@@ -160,9 +163,10 @@ def calibrate_model(
     seeds = [int(s) for s in seeds]
     labels = [info.label_for_seed(s) for s in seeds]
     pad = boundary or info.padding
-    bounds = {m: ("zeros" if m == "bbels" else pad) for m in machines}
-    if "bbels" in machines and pad == "circular":
-        raise ValueError("bbels is the zero-boundary machine; calibrate els for a circular model")
+    for m in machines:
+        check_pair(m, pad)
+        if not machine_entry(m).has_patch_size:
+            raise ValueError(f"{m} compares whole images; it has no P(t) to calibrate")
 
     def train_for_label(lab: int | None) -> torch.Tensor:
         spec = RunSpec(
@@ -181,7 +185,7 @@ def calibrate_model(
         odd_grid(p_max),
         seeds,
         labels=labels,
-        boundary=bounds,
+        boundary=pad,
         steps=steps,
         device=device,
         on_progress=on_progress,
@@ -189,6 +193,6 @@ def calibrate_model(
     )
     if write:
         merged = dict(info.calibrated_p or {})
-        merged.update(res.schedules())
+        merged.update({machine_entry(m).calibration_key: s for m, s in res.schedules().items()})
         update_info(model_path, calibrated_p=merged)
     return res

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .machine_registry import machine as machine_entry
 from .machines import MachineOutput, machine_denoise
 from .schedule import abar, eps_from_x0, x0_from_eps
 
@@ -51,9 +52,9 @@ class MachineDenoiser:
     def __call__(self, x: torch.Tensor, t: float) -> MachineOutput:
         p = self.patch_size_at(t)
         self.last_patch_size = p
-        if self.machine == "ideal":
-            # The ideal machine ignores P but still validates it as odd; an image size
-            # (often even) is what callers report for it.
+        if not machine_entry(self.machine).has_patch_size:
+            # A whole-image machine ignores P but still validates it as odd; an image
+            # size (often even) is what callers report for it.
             p |= 1
         return machine_denoise(
             x, abar(t), self.train, machine=self.machine, patch_size=p, boundary=self.boundary

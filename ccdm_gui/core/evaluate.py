@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .denoisers import MachineDenoiser
+from .machine_registry import check_pair
 from .metrics import correlation_batch, summary
 from .sampler import initial_noise, sample
 from .schedule import time_grid, x0_from_eps
@@ -73,9 +74,8 @@ def evaluate(
     per_machine: dict[str, list[float]] = {}
     schedules: dict[str, list[int]] = {}
     for m in todo:
-        b = "zeros" if m == "bbels" else pad
-        if m == "bbels" and pad == "circular":
-            raise ValueError("bbels is the zero-boundary machine; use els for a circular model")
+        check_pair(m, pad)
+        b = pad
         n_steps = steps
         t0 = time.perf_counter()
         final = torch.empty_like(x_init)

@@ -23,6 +23,7 @@ from .atomic import atomic_write_bytes
 from .checkpoint import LoadedModel, ModelInfo, load_checkpoint, read_info
 from .datasets import Dataset, DatasetError, load_dataset
 from .denoisers import CNNDenoiser, MachineDenoiser
+from .machine_registry import machine as machine_entry
 from .metrics import correlation
 from .sampler import Cancelled, Step, initial_noise, sample
 from .schedule import time_grid
@@ -137,6 +138,13 @@ class TrainingSet:
     indices: np.ndarray  # int64 [N]: position -> index in the full dataset file
     dataset: Dataset  # the whole file, images on the CPU
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """int64 [N] class label of each image; None if the dataset has none."""
+        if self.dataset.labels is None:
+            return None
+        return self.dataset.labels.numpy()[self.indices].astype(np.int64)
+
 
 # A full MNIST at 32x32 is 245 MB, so only a couple of decoded datasets are kept.
 _datasets = _LRU(2)
@@ -201,7 +209,8 @@ def _nearest_index(t: float, length: int) -> int:
 def schedule_for(info: ModelInfo, machine: str) -> tuple[list[int], bool]:
     """The model's calibrated P(t) for ``machine`` (t ascending), or the default;
     the flag says whether it is the model's own."""
-    own = (info.calibrated_p or {}).get(machine)
+    key = machine_entry(machine).calibration_key
+    own = (info.calibrated_p or {}).get(key) if key is not None else None
     if own:
         return [int(p) for p in own], True
     return list(DEFAULT_SCHEDULE), False
@@ -210,8 +219,8 @@ def schedule_for(info: ModelInfo, machine: str) -> tuple[list[int], bool]:
 def patch_schedule(spec: RunSpec, info: ModelInfo) -> np.ndarray:
     """P for each step of ``spec``'s grid (index 0 = t = 1, the noisiest step)."""
     grid = time_grid(spec.steps)
-    if spec.machine == "ideal":
-        # The ideal machine compares whole images; P is only reported.
+    if not machine_entry(spec.machine).has_patch_size:
+        # A whole-image machine has no P; the image size is only reported.
         return np.full(len(grid), int(info.image_size), dtype=np.int64)
     if spec.patch_size is not None:
         return np.full(len(grid), int(spec.patch_size), dtype=np.int64)
@@ -278,7 +287,7 @@ def run_cnn(
 
 
 def _machine_traj(
-    steps: list[Step], final: torch.Tensor, ps: np.ndarray, indices: np.ndarray
+    steps: list[Step], final: torch.Tensor, ps: np.ndarray, training: TrainingSet
 ) -> MachineTrajectory:
     def prov(name: str, dtype) -> np.ndarray:
         return np.stack(
@@ -295,7 +304,8 @@ def _machine_traj(
         weight=prov("weight", np.float32),
         entropy=prov("entropy", np.float32),
         final=_np(final[0]),
-        train_indices=indices.copy(),
+        train_indices=training.indices.copy(),
+        train_labels=training.labels,
     )
 
 
@@ -315,10 +325,10 @@ def run_machine(
     def step_cb(i: int, step: Step) -> None:
         done.append(step)
         if on_step is not None:
-            on_step(i, spec.steps, _machine_traj(done, step.x0, ps, training.indices))
+            on_step(i, spec.steps, _machine_traj(done, step.x0, ps, training))
 
     traj = sample(den, _noise(spec, info), spec.steps, on_step=step_cb, should_cancel=should_cancel)
-    return _machine_traj(traj.steps, traj.final, ps, training.indices)
+    return _machine_traj(traj.steps, traj.final, ps, training)
 
 
 def assemble_comparison(
@@ -420,6 +430,8 @@ def run_comparison(
 
 _CNN_FIELDS = [f.name for f in dataclasses.fields(CNNTrajectory)]
 _MACHINE_FIELDS = [f.name for f in dataclasses.fields(MachineTrajectory)]
+# Fields a file may lack (None is not stored): their dataclass default stands in.
+_MACHINE_OPTIONAL = {"train_labels"}
 
 
 def spec_to_json(spec: RunSpec) -> str:
@@ -435,7 +447,11 @@ def spec_from_json(text: str) -> RunSpec:
 def save_comparison(comp: Comparison, path: str | os.PathLike) -> None:
     """One .npz: cnn_<field>, machine_<field>, correlation, and the spec as a JSON string."""
     arrays = {f"cnn_{k}": np.asarray(getattr(comp.cnn, k)) for k in _CNN_FIELDS}
-    arrays |= {f"machine_{k}": np.asarray(getattr(comp.machine, k)) for k in _MACHINE_FIELDS}
+    arrays |= {
+        f"machine_{k}": np.asarray(getattr(comp.machine, k))
+        for k in _MACHINE_FIELDS
+        if getattr(comp.machine, k) is not None
+    }
     arrays["correlation"] = np.asarray(comp.correlation, dtype=np.float64)
     arrays["spec"] = np.array(spec_to_json(comp.spec))
     arrays["format"] = np.array("ccdm-gui/comparison/1")
@@ -452,13 +468,15 @@ def load_comparison(path: str | os.PathLike) -> Comparison:
         k
         for k in ["spec", "correlation"]
         + [f"cnn_{f}" for f in _CNN_FIELDS]
-        + [f"machine_{f}" for f in _MACHINE_FIELDS]
+        + [f"machine_{f}" for f in _MACHINE_FIELDS if f not in _MACHINE_OPTIONAL]
         if k not in data
     ]
     if missing:
         raise ValueError(f"{path}: not a ccdm-gui trajectory file (lacks {missing[:3]})")
     cnn = CNNTrajectory(**{k: data[f"cnn_{k}"] for k in _CNN_FIELDS})
-    machine = MachineTrajectory(**{k: data[f"machine_{k}"] for k in _MACHINE_FIELDS})
+    machine = MachineTrajectory(
+        **{k: data[f"machine_{k}"] for k in _MACHINE_FIELDS if f"machine_{k}" in data}
+    )
     return Comparison(
         spec=spec_from_json(str(data["spec"])),
         cnn=cnn,

@@ -10,8 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-MACHINES = ("bbels", "els", "ls", "ideal")
-BOUNDARIES = ("zeros", "circular")
+from .machine_registry import check_pair
 
 
 @dataclass(frozen=True)
@@ -28,12 +27,7 @@ class RunSpec:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.machine not in MACHINES:
-            raise ValueError(f"unknown machine {self.machine!r}; known: {MACHINES}")
-        if self.boundary not in BOUNDARIES:
-            raise ValueError(f"unknown boundary {self.boundary!r}; known: {BOUNDARIES}")
-        if self.machine == "bbels" and self.boundary != "zeros":
-            raise ValueError("bbels is the zero-boundary machine; use els for circular")
+        check_pair(self.machine, self.boundary)
         if self.patch_size is not None and (self.patch_size < 1 or self.patch_size % 2 == 0):
             raise ValueError(f"patch size must be a positive odd number, got {self.patch_size}")
         if self.steps < 1:
@@ -81,6 +75,8 @@ class MachineTrajectory:
     entropy: np.ndarray  # [T, H, W] float32, nats
     final: np.ndarray  # [C, H, W]
     train_indices: np.ndarray  # [N] int64: subset position -> index in the full dataset
+    # [N] int64 class label of each training image; None: the dataset has no labels.
+    train_labels: np.ndarray | None = None
 
 
 @dataclass

@@ -11,13 +11,15 @@ failed export leaves nothing behind (ExportCancelled / ExportError).
 """
 
 from .atomic import SIDECAR, ExportCancelled, ExportError
-from .compose import LAYOUTS, Composer, grid, render_frames
+from .compose import Composer, grid, render_frames
+from .formats import FORMATS, LAYOUT_TABLE, LAYOUTS
 from .frames import export_frames, frame_names
-from .video import FORMATS, available_formats, export_grid_video, export_video, read_metadata
+from .video import available_formats, export_grid_video, export_video, read_metadata
 
 __all__ = [
     "FORMATS",
     "LAYOUTS",
+    "LAYOUT_TABLE",
     "SIDECAR",
     "Composer",
     "ExportCancelled",

@@ -12,10 +12,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..core import render
+from ..core import provenance, render
 from ..core.spec import Comparison
-
-LAYOUTS = ("composite", "panels", "strip")
+from .formats import LAYOUTS
 
 # Pure greys: antialiased text then blends only into greys, which the grey image panels
 # use anyway, so a typical frame still fits a GIF's 256-colour palette exactly.
@@ -31,8 +30,7 @@ def check_view(layout: str, scale: int, show: str, prov_mode: str) -> None:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     if show not in render.SHOW_MODES:
         raise ValueError(f"unknown show {show!r}; known: {render.SHOW_MODES}")
-    if prov_mode not in render.PROVENANCE_MODES:
-        raise ValueError(f"unknown provenance mode {prov_mode!r}; known: {render.PROVENANCE_MODES}")
+    provenance.mode(prov_mode)
 
 
 def enlarge(img: np.ndarray, scale: int) -> np.ndarray:
@@ -100,10 +98,6 @@ def _geometry(h: int, w: int, scale: int, n_panels: int) -> _Geometry:
     )
 
 
-def _panel_names(diff: bool) -> list[str]:
-    return ["cnn", "machine", "provenance"] + (["difference"] if diff else [])
-
-
 def _draw_bar(canvas, texts, lut, x, y, w, h, lo_text, hi_text, font) -> None:
     lo_w = int(math.ceil(font.getlength(lo_text)))
     hi_w = int(math.ceil(font.getlength(hi_text)))
@@ -165,6 +159,11 @@ class Composer:
         diff: bool = False,
     ):
         check_view("composite", scale, show, prov_mode)
+        if not provenance.mode(prov_mode).available(comp.machine):
+            raise ValueError(
+                f"provenance {prov_mode!r} needs a dataset with class labels; "
+                f"{comp.spec.dataset} has none"
+            )
         self.comp, self.scale, self.show, self.prov_mode, self.diff = (
             comp,
             int(scale),
@@ -172,7 +171,7 @@ class Composer:
             prov_mode,
             diff,
         )
-        self.panels = _panel_names(diff)
+        self.panels = render.panel_names(diff)
         _, _, h, w = comp.cnn.x0.shape
         self.geometry = _geometry(h, w, self.scale, len(self.panels))
         self.steps = len(comp.cnn.t)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,23 +14,8 @@ from PIL import Image
 from ..core.spec import Comparison
 from .atomic import ExportCancelled, ExportError, atomic_file, error_for
 from .compose import Composer, check_view, grid
+from .formats import FORMATS, VideoFormat
 from .metadata import export_record, to_json
-
-
-@dataclass(frozen=True)
-class VideoFormat:
-    name: str  # container / file suffix
-    codec: str | None  # FFmpeg encoder; None: written by Pillow
-    default_quality: int | None  # CRF
-    quality_range: tuple[int, int] | None
-
-
-FORMATS = {
-    # CRF 18 keeps the hard edges of enlarged pixels; these videos are small anyway.
-    "mp4": VideoFormat("mp4", "libx264", 18, (0, 51)),
-    "webm": VideoFormat("webm", "libvpx-vp9", 18, (0, 63)),
-    "gif": VideoFormat("gif", None, None, None),
-}
 
 
 def encoder_available(codec: str) -> bool:

@@ -4,8 +4,9 @@ Each machine is exact softmax attention of noisy patches over training patches,
 streamed in chunks (see ``streaming``); ``candidates`` says which patches compete where.
 """
 
+from ..machine_registry import BOUNDARIES, MACHINES
 from .api import MachineOutput, machine_denoise, top_candidates
-from .candidates import BOUNDARIES, MACHINES, candidate_count
+from .candidates import candidate_count
 
 __all__ = [
     "BOUNDARIES",

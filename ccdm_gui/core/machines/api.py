@@ -9,8 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..machine_registry import check_pair
 from . import dedup, windowsums
-from .candidates import BOUNDARIES, MACHINES, Problem, build_problems, effective_machine
+from .candidates import Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
 from .patches import gather_patches, grid_positions
@@ -39,12 +40,7 @@ class MachineOutput:
 
 
 def _validate(x, abar, train, machine, patch_size, boundary) -> None:
-    if machine not in MACHINES:
-        raise ValueError(f"unknown machine {machine!r}; choose one of {', '.join(MACHINES)}")
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"unknown boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
-    if machine == "bbels" and boundary != "zeros":
-        raise ValueError("bbels is the zero-boundary machine; use boundary='zeros' (or els)")
+    check_pair(machine, boundary)
     if isinstance(patch_size, bool) or not isinstance(patch_size, int):
         raise ValueError(f"patch_size must be an int, got {patch_size!r}")
     if patch_size < 1 or patch_size % 2 == 0:

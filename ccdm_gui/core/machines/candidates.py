@@ -15,10 +15,6 @@ import torch
 
 from .patches import grid_positions
 
-MACHINES = ("ideal", "ls", "els", "bbels")
-BOUNDARIES = ("zeros", "circular")
-
-
 # How a problem's keys are laid out in the windows of a slab, a rectangle of the
 # training image padded by d: "valid" one group holding every window, row-major; "rows"
 # one group per window row (keys along it); "cols" one group per window column. Cutting
