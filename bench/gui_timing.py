@@ -51,9 +51,9 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from ccdm_gui.app.app import make_app
-    from ccdm_gui.app.frames import View
     from ccdm_gui.app.main_window import MainWindow
-    from ccdm_gui.core import machine_registry, render
+    from ccdm_gui.core import machine_registry, provenance, render
+    from ccdm_gui.core.view import View
 
     app = make_app()
     t_app = time.perf_counter()
@@ -89,7 +89,7 @@ def main() -> int:
     views = [
         View(show, mode, diff)
         for show in ("x0", "xt")
-        for mode in ("source", "position", "weight", "entropy")
+        for mode in provenance.KEYS
         for diff in (False, True)
     ]
     base = []
@@ -97,11 +97,11 @@ def main() -> int:
         for v in views:
             for i in range(n):
                 t0 = time.perf_counter()
-                render.panel_images(comp, i, v.show, v.prov_mode, v.diff)
+                render.panel_images(comp, i, v)
                 base.append((time.perf_counter() - t0) * 1000)
 
-    def scrub(view_values: dict, paint: bool) -> list[float]:
-        win.controls.set_state({}, view_values)
+    def scrub(view: View, paint: bool) -> list[float]:
+        win.controls.set_state({}, view)
         win._on_control("show")  # apply the view as a user's toggle would
         out = []
         for _ in range(args.repeats):
@@ -118,8 +118,8 @@ def main() -> int:
     redraw, painted = [], []
     for v in views:
         win.store._rgb.clear()  # first pass of each view renders, later passes hit the cache
-        redraw += scrub(v.as_dict(), paint=False)
-        painted += scrub(v.as_dict(), paint=True)
+        redraw += scrub(v, paint=False)
+        painted += scrub(v, paint=True)
     requests_before = win.worker.requests
     bm, bp = stats(base)
     rm, rp = stats(redraw)

@@ -30,6 +30,7 @@ from ccdm_gui.core import provenance, render  # noqa: E402
 from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint  # noqa: E402
 from ccdm_gui.core.datasets import load_dataset  # noqa: E402
 from ccdm_gui.core.networks import build_network  # noqa: E402
+from ccdm_gui.core.view import View  # noqa: E402
 
 STEPS = 4
 SUBSET = 20
@@ -164,7 +165,7 @@ def test_default_start_streams_frames_and_shows_them(qtbot, files, monkeypatch, 
         assert w.store.complete and w.store.frames == STEPS
         assert comp.cnn.x0.shape == (STEPS, 1, 16, 16)
         # The screen shows exactly core.render's pixels (export == screen).
-        want = render.panel_images(comp, w.step, "x0", "source", False)
+        want = render.panel_images(comp, w.step, View())
         for name in ("cnn", "machine", "provenance"):
             np.testing.assert_array_equal(w.panels.items[name].image, want[name])
             cap = w.panels.labels[name].text
@@ -277,7 +278,7 @@ def test_view_changes_and_scrubbing_never_recompute(qtbot, files, make_window):
         c.prov_mode.setCurrentIndex(c.prov_mode.findData(mode))
         for step in range(STEPS):
             w.timeline.slider.setValue(step)
-            want = render.panel_images(comp, step, "xt", mode, True)
+            want = render.panel_images(comp, step, View("xt", mode, True))
             for name, rgb in want.items():
                 np.testing.assert_array_equal(w.panels.items[name].image, rgb)
             assert f"t={comp.cnn.t[step]:.2f}" in w.panels.labels["cnn"].text

@@ -17,6 +17,7 @@ from PIL import Image
 import ccdm_gui
 from ccdm_gui.core import render
 from ccdm_gui.core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
+from ccdm_gui.core.view import View
 from ccdm_gui.export import (
     SIDECAR,
     ExportCancelled,
@@ -101,15 +102,15 @@ def listing(folder: Path) -> list[str]:
 
 
 def test_render_frames_layouts(comp):
-    composite = render_frames(comp, scale=4, prov_mode="weight", diff=True)
+    composite = render_frames(comp, View(prov_mode="weight", diff=True), scale=4)
     assert len(composite) == T
     h, w, _ = composite[0].shape
     assert h % 2 == 0 and w % 2 == 0
     assert all(f.shape == (h, w, 3) and f.dtype == np.uint8 for f in composite)
     # The composite holds exactly the renderer's pixels, enlarged by nearest neighbour.
-    c = Composer(comp, 4, "x0", "weight", True)
+    c = Composer(comp, View(prov_mode="weight", diff=True), 4)
     g = c.geometry
-    panels = render.panel_images(comp, 2, "x0", "weight", True)
+    panels = render.panel_images(comp, 2, View(prov_mode="weight", diff=True))
     for k, name in enumerate(c.panels):
         region = composite[2][g.panel_y : g.panel_y + 128, g.panel_x(k) : g.panel_x(k) + 128]
         assert (region == enlarge(panels[name], 4)).all(), name
@@ -128,12 +129,12 @@ def test_export_frames_png_equal_rendered_exactly(comp, tmp_path):
     out = tmp_path / "new" / "frames"  # parents created as needed
     seen = []
     paths = export_frames(
-        comp, out, scale=2, prov_mode="position", on_progress=lambda i, n: seen.append((i, n))
+        comp, out, View(prov_mode="position"), scale=2, on_progress=lambda i, n: seen.append((i, n))
     )
     assert [p.name for p in paths] == [f"frame_{i:03d}.png" for i in range(T)]
     assert listing(out) == sorted([p.name for p in paths] + [SIDECAR])
     assert seen == [(i, T) for i in range(1, T + 1)]
-    ref = render_frames(comp, scale=2, prov_mode="position")
+    ref = render_frames(comp, View(prov_mode="position"), scale=2)
     for p, r in zip(paths, ref, strict=True):
         assert (np.asarray(Image.open(p).convert("RGB")) == r).all()
     meta = json.loads((out / SIDECAR).read_text())
@@ -149,7 +150,7 @@ def test_export_frames_png_equal_rendered_exactly(comp, tmp_path):
 
 
 def test_export_frames_panels_layout(comp, tmp_path):
-    paths = export_frames(comp, tmp_path / "p", layout="panels", scale=1, diff=True)
+    paths = export_frames(comp, tmp_path / "p", View(diff=True), layout="panels", scale=1)
     assert len(paths) == 4 * T
     assert (tmp_path / "p" / "difference_004.png").exists()
     img = np.asarray(Image.open(tmp_path / "p" / "provenance_002.png").convert("RGB"))
@@ -252,9 +253,9 @@ def test_gif_frames_equal_rendered_exactly(few_colours, tmp_path):
 
 
 def test_gif_with_too_many_colours_is_still_close(comp, tmp_path):
-    path = export_video(comp, tmp_path / "many.gif", scale=2, prov_mode="weight")
+    path = export_video(comp, tmp_path / "many.gif", View(prov_mode="weight"), scale=2)
     frames, _, _ = decode(path)
-    ref = render_frames(comp, scale=2, prov_mode="weight")
+    ref = render_frames(comp, View(prov_mode="weight"), scale=2)
     assert np.abs(frames[0].astype(int) - ref[0]).mean() < 3
 
 
@@ -335,7 +336,8 @@ def test_bad_settings_are_export_errors(comp, tmp_path):
         {"hold_last": -1},
         {"quality": 99},
         {"scale": 0},
-        {"prov_mode": "x"},
+        # The test run's training set has no labels to colour by.
+        {"view": View(prov_mode="label")},
     ):
         with pytest.raises(ExportError):
             export_video(comp, tmp_path / "v.mp4", **kwargs)
@@ -439,7 +441,7 @@ def test_cli_exports_a_saved_trajectory(comp, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    ref = render_frames(comp, scale=2, prov_mode="entropy")
+    ref = render_frames(comp, View(prov_mode="entropy"), scale=2)
     png = np.asarray(Image.open(tmp_path / "frames" / "frame_004.png").convert("RGB"))
     assert (png == ref[4]).all()
     assert len(decode(tmp_path / "v.gif")[0]) == T

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from ccdm_gui.app.export_dialog import ExportDialog  # noqa: E402
 from ccdm_gui.core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec  # noqa: E402
+from ccdm_gui.core.view import View  # noqa: E402
 from ccdm_gui.export import SIDECAR, render_frames  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def make_comparison(T=5, seed=0) -> Comparison:
     return Comparison(spec=spec, cnn=cnn, machine=mach, correlation=rng.uniform(0, 1, T))
 
 
-VIEW = {"show": "x0", "prov_mode": "weight", "diff": True}
+VIEW = View(prov_mode="weight", diff=True)
 
 
 def run(qtbot, dlg: ExportDialog, path, **kw) -> tuple[bool, str]:
@@ -57,7 +58,7 @@ def test_video_export_through_the_dialog(qtbot, tmp_path):
     dlg = ExportDialog(None, comp, VIEW, "video")
     qtbot.addWidget(dlg)
     # The view the app passed in is the starting point.
-    assert dlg.options()["prov_mode"] == "weight" and dlg.options()["diff"] is True
+    assert dlg.options()["view"] == VIEW
     dlg.scale_spin.setValue(2)
     dlg.fps_spin.setValue(5)
     dlg.hold_spin.setValue(0.4)
@@ -68,7 +69,7 @@ def test_video_export_through_the_dialog(qtbot, tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert c.streams.video[0].average_rate == 5
-    ref = render_frames(comp, scale=2, prov_mode="weight", diff=True)
+    ref = render_frames(comp, View(prov_mode="weight", diff=True), scale=2)
     assert len(frames) == 5 + 2 and frames[0].shape == ref[0].shape
     h, w, _ = ref[0].shape
     assert dlg.size_label.text() == f"{w} × {h} pixels"
@@ -90,12 +91,12 @@ def test_gif_format_switch_updates_suffix_and_quality(qtbot, tmp_path):
 
 def test_frames_export_through_the_dialog_is_exact(qtbot, tmp_path):
     comp = make_comparison()
-    dlg = ExportDialog(None, comp, {"show": "xt", "prov_mode": "source", "diff": False}, "frames")
+    dlg = ExportDialog(None, comp, View(show="xt"), "frames")
     qtbot.addWidget(dlg)
     dlg.scale_spin.setValue(3)
     ok, msg = run(qtbot, dlg, tmp_path / "frames")
     assert ok, msg
-    ref = render_frames(comp, scale=3, show="xt")
+    ref = render_frames(comp, View(show="xt"), scale=3)
     got = np.asarray(Image.open(tmp_path / "frames" / "frame_004.png").convert("RGB"))
     assert (got == ref[4]).all()
     assert (tmp_path / "frames" / SIDECAR).exists()

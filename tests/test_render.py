@@ -12,6 +12,7 @@ import pytest
 
 from ccdm_gui.core import palette, provenance, render
 from ccdm_gui.core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
+from ccdm_gui.core.view import View
 
 
 def make_comparison(T=5, C=1, H=32, W=32, seed=0, n_train=50, machine="bbels") -> Comparison:
@@ -192,7 +193,7 @@ def test_source_label_colours_the_class_of_the_majority_source(comp):
     classes, counts = np.unique(m.train_labels[m.source_index[step][major]], return_counts=True)
     assert key.colors[1][0] == f"class {classes[np.argmax(counts)]}"
     assert len(key.colors) == min(provenance.KEY_ITEMS, len(classes) + 1)
-    assert "label" in render.caption(comp, step, "provenance", prov_mode="label")
+    assert "label" in render.caption(comp, step, "provenance", View(prov_mode="label"))
     # A dataset without labels: the mode is not offered, and paints nothing but grey.
     unlabelled = dataclasses.replace(m, train_labels=None)
     mode = provenance.mode("label")
@@ -218,16 +219,18 @@ def test_difference_is_blue_white_red():
 
 
 def test_panel_images_follow_show_and_diff(comp):
-    p = render.panel_images(comp, 3, show="x0", prov_mode="source", diff=False)
-    assert set(p) == {"cnn", "machine", "provenance"}
+    p = render.panel_images(comp, 3, View(show="x0", prov_mode="source", diff=False))
+    assert list(p) == View().panels == ["cnn", "machine", "provenance"]
     assert all(v.shape == (32, 32, 3) and v.dtype == np.uint8 for v in p.values())
     assert (p["cnn"] == render.image_rgb(comp.cnn.x0[3])).all()
-    q = render.panel_images(comp, 3, show="xt", prov_mode="weight", diff=True)
-    assert set(q) == {"cnn", "machine", "provenance", "difference"}
+    q = render.panel_images(comp, 3, View(show="xt", prov_mode="weight", diff=True))
+    assert list(q) == View(diff=True).panels == ["cnn", "machine", "provenance", "difference"]
     assert (q["machine"] == render.image_rgb(comp.machine.x_t[3])).all()
     assert (q["difference"] == render.difference_rgb(comp.cnn.x_t[3], comp.machine.x_t[3])).all()
     with pytest.raises(ValueError):
-        render.panel_images(comp, 0, show="eps")
+        View(show="eps")
+    with pytest.raises(ValueError, match="unknown provenance mode"):
+        View(prov_mode="nope")
 
 
 def test_captions_carry_t_p_and_correlation(comp):
@@ -237,8 +240,8 @@ def test_captions_carry_t_p_and_correlation(comp):
     mach = render.caption(comp, step, "machine")
     assert cnn.startswith("CNN") and f"t={t:.2f}" in cnn
     assert mach.startswith("bbELS") and f"P={p}" in mach and f"r={r:.2f}" in mach
-    assert "x_t" in render.caption(comp, step, "cnn", show="xt")
-    assert "weight" in render.caption(comp, step, "provenance", prov_mode="weight")
+    assert "x_t" in render.caption(comp, step, "cnn", View(show="xt"))
+    assert "weight" in render.caption(comp, step, "provenance", View(prov_mode="weight"))
     assert render.caption(comp, step, "difference").startswith("CNN - bbELS")
     # Plain text the export font can draw: ASCII and the middle dot only.
     for panel in render.PANELS:

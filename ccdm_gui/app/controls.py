@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..core import machine_registry as machines
 from ..core import provenance
+from ..core.view import View
 
 SPEC_FIELDS = (
     "subset",
@@ -188,12 +189,12 @@ class ControlPanel(QWidget):
             "patch_size": self.patch_size(),
         }
 
-    def view_values(self) -> dict:
-        return {
-            "show": self.show_mode.currentData(),
-            "prov_mode": self.prov_mode.currentData(),
-            "diff": self.diff.isChecked(),
-        }
+    def view(self) -> View:
+        return View(
+            show=self.show_mode.currentData(),
+            prov_mode=self.prov_mode.currentData(),
+            diff=self.diff.isChecked(),
+        )
 
     # ------------------------------------------------------------- writing
     def set_paths(self, model: str, dataset: str) -> None:
@@ -228,7 +229,7 @@ class ControlPanel(QWidget):
         self.label.setEnabled(n > 0)
         self.label.blockSignals(blocked)
 
-    def set_state(self, values: dict, view: dict | None = None) -> None:
+    def set_state(self, values: dict, view: View | None = None) -> None:
         widgets = [
             self.subset,
             self.seed,
@@ -269,14 +270,10 @@ class ControlPanel(QWidget):
             if "label" in values and self._conditional > 0:
                 lab = values["label"]
                 self.label.setCurrentIndex(max(0, self.label.findData(lab)))
-            if view:
-                if "show" in view:
-                    self.show_mode.setCurrentIndex(max(0, self.show_mode.findData(view["show"])))
-                if "prov_mode" in view:
-                    i = self.prov_mode.findData(view["prov_mode"])
-                    self.prov_mode.setCurrentIndex(max(0, i))
-                if "diff" in view:
-                    self.diff.setChecked(bool(view["diff"]))
+            if view is not None:
+                self.show_mode.setCurrentIndex(max(0, self.show_mode.findData(view.show)))
+                self.prov_mode.setCurrentIndex(max(0, self.prov_mode.findData(view.prov_mode)))
+                self.diff.setChecked(view.diff)
         finally:
             for w, b in zip(widgets, old, strict=True):
                 w.blockSignals(b)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from .. import export
 from ..core import provenance, render
 from ..core.spec import Comparison
+from ..core.view import DEFAULT_VIEW, View
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class _ExportJob(QObject):
 
 
 class ExportDialog(QDialog):
-    """``ExportDialog(parent, comparison, view, kind)`` with ``view`` the app's
-    {"show", "prov_mode", "diff"} and ``kind`` "frames" or "video".
+    """``ExportDialog(parent, comparison, view, kind)`` with ``view`` the window's View
+    (the starting choice) and ``kind`` "frames" or "video".
 
     ``start_export(path, overwrite=False)`` starts without the file chooser or the
     overwrite question (for tests and scripted use); ``export_finished(ok, message)``
@@ -90,14 +91,13 @@ class ExportDialog(QDialog):
         self,
         parent: QWidget | None,
         comparison: Comparison,
-        view: dict | None = None,
+        view: View = DEFAULT_VIEW,
         kind: str = "video",
     ):
         super().__init__(parent)
         if kind not in ("frames", "video"):
             raise ValueError(f"kind must be 'frames' or 'video', got {kind!r}")
         self.comp, self.kind = comparison, kind
-        view = dict(view or {})
         self.setWindowTitle("Export frames" if kind == "frames" else "Export video")
         self._thread: QThread | None = None
         self._job: _ExportJob | None = None
@@ -140,14 +140,14 @@ class ExportDialog(QDialog):
         form.addRow("Scale:", self.scale_spin)
         self.show_combo = _combo(
             [("x0", "Predicted clean image (x0)"), ("xt", "Noisy image (x_t)")],
-            view.get("show", "x0"),
+            view.show,
         )
         form.addRow("Show:", self.show_combo)
         modes = [m for m in provenance.MODES if m.available(comparison.machine)]
-        self.prov_combo = _combo([(m.key, m.label) for m in modes], view.get("prov_mode", "source"))
+        self.prov_combo = _combo([(m.key, m.label) for m in modes], view.prov_mode)
         form.addRow("Provenance:", self.prov_combo)
         self.diff_check = QCheckBox("Add the CNN − machine difference panel")
-        self.diff_check.setChecked(bool(view.get("diff", False)))
+        self.diff_check.setChecked(view.diff)
         form.addRow("", self.diff_check)
         self.size_label = QLabel()
         form.addRow("Frame size:", self.size_label)
@@ -224,7 +224,9 @@ class ExportDialog(QDialog):
 
     def _update_size(self) -> None:
         # Geometry only, no rendering: cheap enough to follow every spin-box change.
-        c = export.Composer(self.comp, self.scale_spin.value(), diff=self.diff_check.isChecked())
+        c = export.Composer(
+            self.comp, View(diff=self.diff_check.isChecked()), self.scale_spin.value()
+        )
         layout = self.layout_combo.currentData()
         g = c.geometry
         if layout == "composite":
@@ -253,14 +255,19 @@ class ExportDialog(QDialog):
         if p.suffix.lower() != f".{fmt}":
             self.path_edit.setText(str(p.with_suffix(f".{fmt}")))
 
-    def options(self) -> dict:
-        """The keyword arguments the export function will get (besides path/progress)."""
-        opts = dict(
-            layout=self.layout_combo.currentData(),
-            scale=self.scale_spin.value(),
+    def view(self) -> View:
+        return View(
             show=self.show_combo.currentData(),
             prov_mode=self.prov_combo.currentData(),
             diff=self.diff_check.isChecked(),
+        )
+
+    def options(self) -> dict:
+        """The keyword arguments the export function will get (besides path/progress)."""
+        opts = dict(
+            view=self.view(),
+            layout=self.layout_combo.currentData(),
+            scale=self.scale_spin.value(),
         )
         if self.kind == "video":
             fmt = self.format()
@@ -292,7 +299,7 @@ class ExportDialog(QDialog):
         if not path.is_dir():
             return False
         steps = len(self.comp.cnn.t)
-        panels = render.panel_names(self.diff_check.isChecked())
+        panels = self.view().panels
         names = export.frame_names(steps, self.layout_combo.currentData(), panels)
         return (
             any((path / n).exists() for step in names for n in step)

@@ -10,23 +10,14 @@ lookup once a frame has been seen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..core import render
 from ..core.metrics import correlation
 from ..core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
-
-
-@dataclass(frozen=True)
-class View:
-    show: str = "x0"  # "x0" | "xt"
-    prov_mode: str = "source"
-    diff: bool = False
-
-    def as_dict(self) -> dict:
-        return {"show": self.show, "prov_mode": self.prov_mode, "diff": self.diff}
+from ..core.view import View
 
 
 def _cut_cnn(t: CNNTrajectory, k: int) -> CNNTrajectory:
@@ -136,7 +127,7 @@ class FrameStore:
         if hit is not None:
             return hit
         if self.comp is not None:
-            out = render.panel_images(self.comp, step, view.show, view.prov_mode, view.diff)
+            out = render.panel_images(self.comp, step, view)
         elif self.cnn is not None:
             x = self.cnn.x0[step] if view.show == "x0" else self.cnn.x_t[step]
             out = {"cnn": render.image_rgb(x)}
@@ -168,8 +159,8 @@ class FrameStore:
         p = int(comp.machine.patch_size[step])
         r = float(comp.correlation[step])
         out = {}
-        for name in render.panel_names(view.diff):
-            text = render.caption(comp, step, name, view.show, view.prov_mode)
+        for name in view.panels:
+            text = render.caption(comp, step, name, view)
             extra = []
             if "t=" not in text:
                 extra.append(f"t={t:.2f}")

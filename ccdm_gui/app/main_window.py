@@ -9,6 +9,7 @@ difference) and scrubbing only redraw from frames already here.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -40,14 +41,17 @@ from ..core.checkpoint import ModelInfo, read_info
 from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
 from ..core.spec import Comparison, RunSpec
+from ..core.view import View
 from . import settings as st
 from .controls import SPEC_FIELDS, ControlPanel, Timeline
-from .frames import FrameStore, View
+from .frames import FrameStore
 from .inspector import Inspector
 from .panels import ImagePanels, LegendWidget
 from .plots import Plots
 from .worker import InspectRequest, Worker
 
+# Controls whose change only redraws (the fields of View); the others start a run.
+VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(View))
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # As `ccdm evaluate`; one bbELS comparison at this size takes about 20 s on a 2-core CPU.
 GUI_DEFAULT_SUBSET = 1000
@@ -307,16 +311,20 @@ class MainWindow(QMainWindow):
         }
         if info is not None:
             self._apply_info(info)
-        view = {
-            "show": st.get(s, "last/show", "x0", str),
-            "prov_mode": st.get(s, "last/prov_mode", "source", str),
-            "diff": st.get(s, "last/diff", False, bool),
-        }
-        self.controls.set_state(values, view)
+        saved = View()
+        try:
+            saved = View(
+                show=st.get(s, "last/show", saved.show, str),
+                prov_mode=st.get(s, "last/prov_mode", saved.prov_mode, str),
+                diff=st.get(s, "last/diff", saved.diff, bool),
+            )
+        except ValueError:  # settings from another version: start from the default view
+            pass
+        self.controls.set_state(values, saved)
         self.timeline.fps.setValue(st.get(s, "last/fps", 6, int))
         self.timeline.loop.setChecked(st.get(s, "last/loop", True, bool))
-        self.view_state = View(**self.controls.view_values())
-        self.panels.set_panels(self._panel_names())
+        self.view_state = self.controls.view()
+        self.panels.set_panels(self.view_state.panels)
         self.controls.set_paths(self.model_path, self.dataset_path)
         self.device_label.setText(f"device: {device}")
 
@@ -332,7 +340,7 @@ class MainWindow(QMainWindow):
             s.setValue(f"last/{k}", v[k])
         p = v["patch_size"]
         s.setValue("last/patch_size", "calibrated" if p is None else str(p))
-        for k, val in self.controls.view_values().items():
+        for k, val in dataclasses.asdict(self.controls.view()).items():
             s.setValue(f"last/{k}", val)
         s.setValue("last/fps", self.timeline.fps.value())
         s.setValue("last/loop", self.timeline.loop.isChecked())
@@ -397,9 +405,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("cancelling…")
 
     def _on_control(self, field: str) -> None:
-        if field in ("show", "prov_mode", "diff"):
-            self.view_state = View(**self.controls.view_values())
-            self.panels.set_panels(self._panel_names())
+        if field in VIEW_FIELDS:
+            self.view_state = self.controls.view()
+            self.panels.set_panels(self.view_state.panels)
             self._redraw()
             return
         if field in SPEC_FIELDS:
@@ -492,9 +500,6 @@ class MainWindow(QMainWindow):
         st.push_recent(self.settings, "datasets", spec.dataset)
 
     # ================================================================ frames
-    def _panel_names(self) -> list[str]:
-        return render.panel_names(self.view_state.diff)
-
     def _refresh_frames(self) -> None:
         """New frames arrived (or went): update slider range, plots and the frame."""
         n = self.store.frames
@@ -734,7 +739,7 @@ class MainWindow(QMainWindow):
         except ImportError as e:
             self.show_error(f"Export is not available in this build ({e}).")
             return
-        dlg = ExportDialog(self, self.store.comp, self.view_state.as_dict(), kind)
+        dlg = ExportDialog(self, self.store.comp, self.view_state, kind)
         dlg.exec()
 
     def about(self) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, Q
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core import render
+from ..core.view import DEFAULT_VIEW
 
 _BLANK_COLOR = (40, 40, 44)
 
@@ -110,7 +111,7 @@ class ImagePanels(QWidget):
         for name in render.PANELS[1:]:
             self.boxes[name].setXLink(first)
             self.boxes[name].setYLink(first)
-        self.set_panels(render.panel_names(diff=False))
+        self.set_panels(DEFAULT_VIEW.panels)
         self.view.scene().sigMouseMoved.connect(self._on_move)
         self.view.scene().sigMouseClicked.connect(self._on_click)
 

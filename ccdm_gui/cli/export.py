@@ -64,6 +64,7 @@ def _loaded(paths: list[str]):
 def _cmd_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core.view import View
     from ..export import ExportError, export_frames, export_grid_video, export_video
 
     if not args.frames and not args.video:
@@ -74,12 +75,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 2
     seeds = args.seeds or [args.seed]
     many = len(args.trajectory or seeds) > 1
-    view = dict(
+    drawing = dict(
+        view=View(show=args.show, prov_mode=args.provenance, diff=args.diff),
         layout=args.layout,
         scale=args.scale,
-        show=args.show,
-        prov_mode=args.provenance,
-        diff=args.diff,
     )
     video_opts = dict(fps=args.fps, quality=args.quality, hold_last=args.hold)
     comps = _loaded(args.trajectory) if args.trajectory else _compute(args, seeds)
@@ -103,14 +102,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 folder = _suffixed(Path(args.frames), comp.spec.seed, many)
                 b, cb = bar(f"frames {folder}")
                 with b:
-                    export_frames(comp, folder, overwrite=args.overwrite, on_progress=cb, **view)
+                    export_frames(comp, folder, overwrite=args.overwrite, on_progress=cb, **drawing)
                 written.append(folder)
             if args.video and not args.grid:
                 out = _suffixed(Path(args.video), comp.spec.seed, many)
                 b, cb = bar(f"video {out}")
                 with b:
                     export_video(
-                        comp, out, overwrite=args.overwrite, on_progress=cb, **video_opts, **view
+                        comp, out, overwrite=args.overwrite, on_progress=cb, **video_opts, **drawing
                     )
                 written.append(out)
         if args.grid:
@@ -124,7 +123,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     on_progress=cb,
                     columns=args.columns,
                     **video_opts,
-                    **view,
+                    **drawing,
                 )
             written.append(out)
     except (ExportError, ValueError, FileNotFoundError) as e:
@@ -138,7 +137,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     from ..core.machine_registry import BOUNDARIES, MACHINES
     from ..core.provenance import KEYS as PROVENANCE_MODES
-    from ..core.render import SHOW_MODES
+    from ..core.view import SHOW_MODES
     from ..export.formats import FORMATS, LAYOUTS
 
     p = sub.add_parser(

@@ -184,19 +184,20 @@ def _window_sums_agree() -> str:
 def check_render(ctx: _Context) -> str:
     import numpy as np
 
-    from ..core import render
+    from ..core import provenance, render
+    from ..core.view import View
 
     comp = ctx.comparison
     if comp is None:
         raise RuntimeError("needs the machine check's comparison, which failed")
     for step in range(len(comp.cnn.t)):
-        for mode in render.PROVENANCE_MODES:
-            panels = render.panel_images(comp, step, "x0", mode, diff=True)
+        for mode in provenance.KEYS:
+            panels = render.panel_images(comp, step, View(prov_mode=mode, diff=True))
             frame = np.concatenate(list(panels.values()), axis=1)
             if frame.dtype != np.uint8 or frame.shape != (_SIZE, _SIZE * len(panels), 3):
                 raise AssertionError(f"{mode} frame is {frame.dtype} {frame.shape}")
         render.caption(comp, step, "machine")
-    return f"{len(comp.cnn.t)} steps x {len(render.PROVENANCE_MODES)} provenance modes"
+    return f"{len(comp.cnn.t)} steps x {len(provenance.KEYS)} provenance modes"
 
 
 def check_export(ctx: _Context) -> str:

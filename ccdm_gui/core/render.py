@@ -15,17 +15,11 @@ from . import machine_registry, provenance
 from .palette import apply_lut, colormap_lut, to_codes
 from .provenance import Legend
 from .spec import Comparison, MachineTrajectory
+from .view import DEFAULT_VIEW, PANELS, View
 
-SHOW_MODES = ("x0", "xt")
-PANELS = ("cnn", "machine", "provenance", "difference")
 # Plain ASCII plus the middle dot: Pillow's built-in font (used for export) has no
 # other symbols, and captions must read the same in the app and in exported frames.
 SEP = " \u00b7 "
-
-
-def panel_names(diff: bool) -> list[str]:
-    """The panels a view shows, in order: the difference panel only when asked for."""
-    return [p for p in PANELS if diff or p != "difference"]
 
 
 def image_rgb(img: np.ndarray, levels: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
@@ -85,25 +79,22 @@ def legend(
 def panel_images(
     comp: Comparison,
     step: int,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
+    view: View = DEFAULT_VIEW,
     *,
     levels: tuple[float, float] = (-1.0, 1.0),
     diff_limit: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """The panels of one step, unscaled: "cnn", "machine", "provenance" and, with
-    ``diff``, "difference" (CNN minus machine, of whatever ``show`` selects)."""
-    if show not in SHOW_MODES:
-        raise ValueError(f"unknown show {show!r}; known: {SHOW_MODES}")
-    cnn = comp.cnn.x0[step] if show == "x0" else comp.cnn.x_t[step]
-    mach = comp.machine.x0[step] if show == "x0" else comp.machine.x_t[step]
+    """The panels of one step, unscaled, keyed as ``view.panels``: the difference panel
+    is CNN minus machine, of whatever ``view.show`` selects."""
+    x0 = view.show == "x0"
+    cnn = comp.cnn.x0[step] if x0 else comp.cnn.x_t[step]
+    mach = comp.machine.x0[step] if x0 else comp.machine.x_t[step]
     out = {
         "cnn": image_rgb(cnn, levels),
         "machine": image_rgb(mach, levels),
-        "provenance": provenance_rgb(comp.machine, step, prov_mode, machine=comp.spec.machine),
+        "provenance": provenance_rgb(comp.machine, step, view.prov_mode, machine=comp.spec.machine),
     }
-    if diff:
+    if view.diff:
         out["difference"] = difference_rgb(cnn, mach, diff_limit)
     return out
 
@@ -112,11 +103,9 @@ def machine_name(comp: Comparison) -> str:
     return machine_registry.label(comp.spec.machine)
 
 
-def caption(
-    comp: Comparison, step: int, panel: str, show: str = "x0", prov_mode: str = "source"
-) -> str:
+def caption(comp: Comparison, step: int, panel: str, view: View = DEFAULT_VIEW) -> str:
     """The one-line caption of a panel, e.g. "bbELS x0 · P=7 · r=0.93"."""
-    what = "x0" if show == "x0" else "x_t"
+    what = "x0" if view.show == "x0" else "x_t"
     t = float(comp.cnn.t[step])
     p = int(comp.machine.patch_size[step])
     r = float(comp.correlation[step])
@@ -125,7 +114,7 @@ def caption(
     if panel == "machine":
         return f"{machine_name(comp)} {what}{SEP}P={p}{SEP}r={r:.2f}"
     if panel == "provenance":
-        return f"{provenance.mode(prov_mode).label}{SEP}P={p}"
+        return f"{provenance.mode(view.prov_mode).label}{SEP}P={p}"
     if panel == "difference":
         return f"CNN - {machine_name(comp)}{SEP}r={r:.2f}"
     raise ValueError(f"unknown panel {panel!r}; known: {PANELS}")

@@ -1,10 +1,13 @@
 """Frame sequences and video from core.render's pixels. No Qt: the app runs these in a
 worker thread and the CLI runs them directly.
 
-    render_frames(comp, layout, scale, show, prov_mode, diff)   frames as arrays
-    export_frames(comp, folder, ...)                            PNG folder + JSON sidecar
-    export_video(comp, path, fps, quality, hold_last, ...)      .mp4 / .gif / .webm
-    export_grid_video(comps, path, ...)                         several runs tiled
+    render_frames(comp, view, layout, scale)            frames as arrays
+    export_frames(comp, folder, view, ...)              PNG folder + JSON sidecar
+    export_video(comp, path, view, fps, ...)            .mp4 / .gif / .webm
+    export_grid_video(comps, path, view, ...)           several runs tiled
+
+``view`` is core.view.View (what the panels show); layout and scale say how frames
+are drawn.
 
 Long exports take on_progress(i, total) and should_cancel() -> bool; a cancelled or
 failed export leaves nothing behind (ExportCancelled / ExportError).

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..core import provenance, render
 from ..core.spec import Comparison
+from ..core.view import DEFAULT_VIEW, View
 from .formats import LAYOUTS
 
 # Pure greys: antialiased text then blends only into greys, which the grey image panels
@@ -23,14 +24,12 @@ FOREGROUND = (236, 236, 236)
 DIM = (160, 160, 160)
 
 
-def check_view(layout: str, scale: int, show: str, prov_mode: str) -> None:
+def check_frames(layout: str, scale: int) -> None:
+    """How frames are drawn: a known layout and a positive integer enlargement."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; known: {LAYOUTS}")
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    if show not in render.SHOW_MODES:
-        raise ValueError(f"unknown show {show!r}; known: {render.SHOW_MODES}")
-    provenance.mode(prov_mode)
 
 
 def enlarge(img: np.ndarray, scale: int) -> np.ndarray:
@@ -153,32 +152,24 @@ class Composer:
     def __init__(
         self,
         comp: Comparison,
+        view: View = DEFAULT_VIEW,
         scale: int = 8,
-        show: str = "x0",
-        prov_mode: str = "source",
-        diff: bool = False,
     ):
-        check_view("composite", scale, show, prov_mode)
-        if not provenance.mode(prov_mode).available(comp.machine):
+        check_frames("composite", scale)
+        if not provenance.mode(view.prov_mode).available(comp.machine):
             raise ValueError(
-                f"provenance {prov_mode!r} needs a dataset with class labels; "
+                f"provenance {view.prov_mode!r} needs a dataset with class labels; "
                 f"{comp.spec.dataset} has none"
             )
-        self.comp, self.scale, self.show, self.prov_mode, self.diff = (
-            comp,
-            int(scale),
-            show,
-            prov_mode,
-            diff,
-        )
-        self.panels = render.panel_names(diff)
+        self.comp, self.view, self.scale = comp, view, int(scale)
+        self.panels = view.panels
         _, _, h, w = comp.cnn.x0.shape
         self.geometry = _geometry(h, w, self.scale, len(self.panels))
         self.steps = len(comp.cnn.t)
         self.title = render.title(comp)
 
     def panel_images(self, step: int) -> dict[str, np.ndarray]:
-        imgs = render.panel_images(self.comp, step, self.show, self.prov_mode, self.diff)
+        imgs = render.panel_images(self.comp, step, self.view)
         return {k: enlarge(v, self.scale) for k, v in imgs.items()}
 
     def strip(self, step: int) -> np.ndarray:
@@ -203,10 +194,10 @@ class Composer:
             canvas[g.panel_y : g.panel_y + g.panel_h, x : x + g.panel_w] = imgs[name]
         keys = {
             "provenance": render.legend(
-                self.prov_mode, self.comp.machine, step, machine=self.comp.spec.machine
+                self.view.prov_mode, self.comp.machine, step, machine=self.comp.spec.machine
             ),
         }
-        if self.diff:
+        if self.view.diff:
             keys["difference"] = render.legend("difference")
         font = _font(g.font)
         key_y = g.panel_y + g.panel_h + g.caption
@@ -239,7 +230,7 @@ class Composer:
         )
         cap_y = g.panel_y + g.panel_h + g.caption // 2
         for k, name in enumerate(self.panels):
-            text = render.caption(self.comp, step, name, self.show, self.prov_mode)
+            text = render.caption(self.comp, step, name, self.view)
             draw.text(
                 (g.panel_x(k) + g.panel_w // 2, cap_y),
                 text,
@@ -260,35 +251,25 @@ class Composer:
 
 
 def iter_frames(
-    comp: Comparison,
-    layout: str = "composite",
-    scale: int = 8,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
+    comp: Comparison, view: View = DEFAULT_VIEW, layout: str = "composite", scale: int = 8
 ) -> Iterator:
-    check_view(layout, scale, show, prov_mode)
-    c = Composer(comp, scale, show, prov_mode, diff)
+    check_frames(layout, scale)
+    c = Composer(comp, view, scale)
     for step in range(c.steps):
         yield c.frame(step, layout)
 
 
 def render_frames(
-    comp: Comparison,
-    layout: str = "composite",
-    scale: int = 8,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
+    comp: Comparison, view: View = DEFAULT_VIEW, layout: str = "composite", scale: int = 8
 ) -> list:
     """Every step's frame, exactly what export writes.
 
     layout "composite": a list of uint8 [H, W, 3] (panels, captions, title, colour keys);
     "strip": a list of uint8 [H, W, 3] (panels side by side, no text);
     "panels": a list of dicts panel name -> uint8 [h*scale, w*scale, 3], with keys
-    "cnn", "machine", "provenance" (and "difference" when ``diff``).
+    ``view.panels``.
     """
-    return list(iter_frames(comp, layout, scale, show, prov_mode, diff))
+    return list(iter_frames(comp, view, layout, scale))
 
 
 def grid(frames: list[np.ndarray], columns: int | None = None, gap: int = 8) -> np.ndarray:

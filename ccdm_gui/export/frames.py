@@ -10,8 +10,9 @@ from PIL import Image, PngImagePlugin
 
 from .. import __version__
 from ..core.spec import Comparison
+from ..core.view import DEFAULT_VIEW, View
 from .atomic import SIDECAR, ExportCancelled, ExportError, FolderTransaction, write_file
-from .compose import Composer, check_view
+from .compose import Composer, check_frames
 from .metadata import export_record, to_json
 
 
@@ -36,11 +37,9 @@ def _png_writer(img, info: PngImagePlugin.PngInfo):
 def export_frames(
     comp: Comparison,
     folder: str | os.PathLike,
+    view: View = DEFAULT_VIEW,
     layout: str = "composite",
     scale: int = 8,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
@@ -53,21 +52,15 @@ def export_frames(
     (ExportError) the folder is as it was.
     """
     try:
-        check_view(layout, scale, show, prov_mode)
+        check_frames(layout, scale)
+        composer = Composer(comp, view, scale)
     except ValueError as e:
         raise ExportError(str(e)) from None
     folder = Path(folder)
-    composer = Composer(comp, scale, show, prov_mode, diff)
     names = frame_names(composer.steps, layout, composer.panels)
     flat = [n for step in names for n in step]
-    view = {
-        "layout": layout,
-        "scale": int(scale),
-        "show": show,
-        "provenance": prov_mode,
-        "difference": bool(diff),
-    }
-    record = export_record([comp], view, files=flat + [SIDECAR])
+    drawn = {"layout": layout, "scale": int(scale), **view.record()}
+    record = export_record([comp], drawn, files=flat + [SIDECAR])
     total = composer.steps
     with FolderTransaction(folder, flat + [SIDECAR], overwrite) as tx:
         for step in range(total):

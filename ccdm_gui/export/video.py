@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from ..core.spec import Comparison
+from ..core.view import DEFAULT_VIEW, View
 from .atomic import ExportCancelled, ExportError, atomic_file, error_for
-from .compose import Composer, check_view, grid
+from .compose import Composer, check_frames, grid
 from .formats import FORMATS, VideoFormat
 from .metadata import export_record, to_json
 
@@ -217,30 +218,28 @@ def _write_video(
     return path
 
 
-def _video_layout(layout: str, scale: int, show: str, prov_mode: str) -> str:
-    """The layout a video is drawn in; a bad view option is an ExportError, like every
-    other reason a video cannot be written."""
+def _composers(comps: list[Comparison], view: View, layout: str, scale: int):
+    """The layout a video is drawn in and a composer per run; a bad option is an
+    ExportError, like every other reason a video cannot be written."""
     # A video holds one picture per frame: "panels" there means the bare panels side
     # by side ("strip"), without captions.
     layout = "strip" if layout == "panels" else layout
     try:
-        check_view(layout, scale, show, prov_mode)
+        check_frames(layout, scale)
+        return layout, [Composer(c, view, scale) for c in comps]
     except ValueError as e:
         raise ExportError(str(e)) from None
-    return layout
 
 
 def export_video(
     comp: Comparison,
     path: str | os.PathLike,
+    view: View = DEFAULT_VIEW,
     fps: float = 4,
     quality: int | None = None,
     hold_last: float = 0.0,
     layout: str = "composite",
     scale: int = 8,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
     fmt: str | None = None,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
@@ -253,10 +252,9 @@ def export_video(
     hold_last: seconds to keep the last frame on screen. layout: "composite" or
     "strip" ("panels" is taken as "strip"). The file appears complete or not at all.
     """
-    layout = _video_layout(layout, scale, show, prov_mode)
-    composer = Composer(comp, scale, show, prov_mode, diff)
-    view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
-    record = export_record([comp], view, title=f"ccdm-gui: {composer.title}")
+    layout, (composer,) = _composers([comp], view, layout, scale)
+    drawn = _drawn(view, layout, scale, fps, hold_last)
+    record = export_record([comp], drawn, title=f"ccdm-gui: {composer.title}")
     frames = (composer.frame(i, layout) for i in range(composer.steps))
     return _write_video(
         path,
@@ -276,14 +274,12 @@ def export_video(
 def export_grid_video(
     comps: list[Comparison],
     path: str | os.PathLike,
+    view: View = DEFAULT_VIEW,
     fps: float = 4,
     quality: int | None = None,
     hold_last: float = 0.0,
     layout: str = "composite",
     scale: int = 8,
-    show: str = "x0",
-    prov_mode: str = "source",
-    diff: bool = False,
     fmt: str | None = None,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
@@ -294,13 +290,12 @@ def export_grid_video(
     frame export_video would write. Runs with fewer steps hold their last frame."""
     if not comps:
         raise ExportError("a grid video needs at least one comparison")
-    layout = _video_layout(layout, scale, show, prov_mode)
-    composers = [Composer(c, scale, show, prov_mode, diff) for c in comps]
+    layout, composers = _composers(comps, view, layout, scale)
     total = max(c.steps for c in composers)
-    view = _view(layout, scale, show, prov_mode, diff, fps, hold_last)
-    view["columns"] = columns
+    drawn = _drawn(view, layout, scale, fps, hold_last)
+    drawn["columns"] = columns
     seeds = ", ".join(str(c.spec.seed) for c in comps)
-    record = export_record(comps, view, title=f"ccdm-gui: {len(comps)} runs (seeds {seeds})")
+    record = export_record(comps, drawn, title=f"ccdm-gui: {len(comps)} runs (seeds {seeds})")
     frames = (
         grid([c.frame(min(i, c.steps - 1), layout) for c in composers], columns)
         for i in range(total)
@@ -320,13 +315,12 @@ def export_grid_video(
     )
 
 
-def _view(layout, scale, show, prov_mode, diff, fps, hold_last) -> dict:
+def _drawn(view: View, layout: str, scale: int, fps: float, hold_last: float) -> dict:
+    """How the video was drawn, as its metadata records it."""
     return {
         "layout": layout,
         "scale": int(scale),
-        "show": show,
-        "provenance": prov_mode,
-        "difference": bool(diff),
+        **view.record(),
         "fps": float(fps),
         "hold_last": float(hold_last),
     }
