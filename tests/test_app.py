@@ -585,3 +585,118 @@ def test_export_actions_open_the_export_dialog(qtbot, files, make_window):
         assert seen[-1] == ("ExportDialog", True, kind)
     assert w.act_export_frames.shortcut().toString() == "Ctrl+E"
     assert w.act_export_video.shortcut().toString() == "Ctrl+Shift+E"
+
+
+# --------------------------------------------------------------------------- classes
+def _fashion_model(path: Path) -> Path:
+    info = ModelInfo(
+        arch="resnet",
+        arch_params={"width": 16, "blocks": 1},
+        image_size=16,
+        num_classes=10,
+        dataset={"id": "fashion-mnist-train-60k"},
+        calibrated_p={m: [3] * 20 for m in ("bbels", "ls")},
+    )
+    torch.manual_seed(1)
+    save_checkpoint(path, build_network("resnet", **network_params(info)), info)
+    return path
+
+
+def test_class_picker_names_and_provenance_within_the_class(qtbot, files, make_window):
+    model = _fashion_model(files["dir"] / "fashion_cond.safetensors")
+    w = make_window(options(files, model=str(model), label=1, subset=3, machine="bbels"))
+    combo = w.controls.label
+    assert [combo.itemText(k) for k in (0, 1, 9)] == [
+        "0 · T-shirt/top",
+        "1 · Trouser",
+        "9 · Ankle boot",
+    ]
+    comp = w.store.comp
+    assert comp.spec.label == 1
+    full = load_dataset(files["data"], 16, 1)
+    class1 = np.flatnonzero(full.labels.numpy() == 1)
+    # the machine's images are the first 3 of class 1; its sources map back to them
+    np.testing.assert_array_equal(comp.machine.train_indices, class1[:3])
+    m, step = comp.machine, STEPS - 1
+    w.timeline.slider.setValue(step)
+    si = int(m.source_index[step, 5, 6])
+    w.panels.hovered.emit("machine", 5, 6)
+    assert f"#{int(class1[si])} " in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.worker.inspected, timeout=RUN_TIMEOUT_MS) as blocker:
+        w.inspect_pixel("provenance", 5, 6)
+    res = blocker.args[1]
+    assert res.dataset_index == int(class1[si]) and int(full.labels[res.dataset_index]) == 1
+    np.testing.assert_allclose(res.source_image, full.images[res.dataset_index].numpy())
+    # choosing another class reruns with that class's images
+    comp2 = run_until_ready(qtbot, w, lambda: combo.setCurrentIndex(combo.findData(7)))
+    assert comp2.spec.label == 7
+    np.testing.assert_array_equal(
+        comp2.machine.train_indices, np.flatnonzero(full.labels.numpy() == 7)[:3]
+    )
+
+
+def test_opening_a_model_opens_the_dataset_it_was_trained_on(
+    qtbot, files, make_window, tmp_path, monkeypatch
+):
+    from test_known_datasets import debian_layout
+
+    share = tmp_path / "share"
+    monkeypatch.setenv("XDG_DATA_DIRS", str(share))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    folder, _, _ = debian_layout(share)
+    model = _fashion_model(tmp_path / "fashion_cond.safetensors")
+    w = make_window(options(files) | {"autostart": False}, wait=False)
+    assert w.dataset_path == str(files["data"])
+    w.open_model(str(model))
+    assert w.dataset_path == str(folder)
+    assert w.controls.dataset_label.toolTip() == str(folder)
+    # a model of unknown data keeps the dataset that is open
+    w.open_model(str(files["model"]))
+    assert w.dataset_path == str(folder)
+    # at start, without --dataset, the model's own dataset replaces a remembered MNIST
+    opts = options(files, model=str(model)) | {"autostart": False}
+    del opts["dataset"]
+    w2 = make_window(opts, wait=False)
+    assert w2.dataset_path == str(folder)
+
+
+def test_seed_grid_dialog_writes_what_ccdm_grid_writes(qtbot, files, make_window, tmp_path):
+    from PIL import Image
+
+    from ccdm_gui.app.grid_dialog import GridDialog
+    from ccdm_gui.core.grid import seed_grid
+    from ccdm_gui.export.seedgrid import GridComposer
+
+    model = _fashion_model(files["dir"] / "fashion_grid.safetensors")
+    w = make_window(
+        options(files, model=str(model), label=1, subset=3, machine="ls") | {"autostart": False},
+        wait=False,
+    )
+    assert w.act_export_grid.isEnabled()
+    w.act_export_grid.trigger()
+    dlg = w.grid_dialog
+    assert isinstance(dlg, GridDialog) and dlg.class_combo.currentData() == 1
+    assert dlg.class_combo.itemText(0) == "All classes"
+    dlg.seeds_edit.setText("0-1")
+    png, video = tmp_path / "g.png", tmp_path / "g.gif"
+    (tmp_path / "g.gif").write_bytes(b"old")
+    assert not dlg.start(str(png), str(video))  # refuses before computing
+    assert "already exists" in dlg.message.text() and not png.exists()
+    with qtbot.waitSignal(dlg.finished_grid, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert dlg.start(str(png), str(video), overwrite=True)
+    assert blocker.args[0], blocker.args[1]
+    spec = w.spec()
+    g = seed_grid(
+        spec.model,
+        spec.dataset,
+        [1],
+        [0, 1],
+        steps=STEPS,
+        subset=3,
+        machine="ls",
+        boundary="zeros",
+    )
+    want = GridComposer(g, 3).frame(None)
+    np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), want)
+    assert video.read_bytes()[:3] == b"GIF"
+    dlg.close()

@@ -115,3 +115,39 @@ def test_odd_grid():
     assert odd_grid(8) == [3, 5, 7]
     with pytest.raises(ValueError):
         odd_grid(1)
+
+
+def test_a_conditional_model_is_calibrated_against_its_class_filtered_machine(tmp_path):
+    """The similarity at the first step, recomputed by hand: the CNN's eps for the seed's
+    label against the machine's eps from the first images of that class only."""
+    from test_pipeline import make_dataset, make_model
+
+    from ccdm_gui.core.denoisers import MachineDenoiser
+    from ccdm_gui.core.metrics import cosine_similarity_batch
+    from ccdm_gui.core.sampler import initial_noise
+    from ccdm_gui.core.schedule import eps_from_x0
+
+    model = make_model(tmp_path / "c.safetensors", num_classes=4)
+    data = make_dataset(tmp_path / "data", classes=4)
+    loaded = pipeline.load_model(str(model))
+    seeds = [0, 1, 2, 3, 4, 5]
+    labels = [loaded.info.label_for_seed(s) for s in seeds]
+    assert len(set(labels)) > 1
+    res = calibrate_model(
+        str(model), str(data), subset=3, seeds=seeds, machines=["ls"], p_max=5, steps=4
+    )
+    x = torch.cat([initial_noise((1, 1, 12, 12), s) for s in seeds])
+    with torch.no_grad():
+        eps_cnn = loaded.net(x, 1.0, torch.tensor(labels))
+    for j, p in enumerate(res.p_values):
+        eps_m = torch.empty_like(x)
+        for k, lab in enumerate(labels):
+            ts = pipeline.load_training_images(
+                RunSpec(model=str(model), dataset=str(data), subset=3, label=lab), loaded.info
+            )
+            assert ts.indices.tolist() == [lab, lab + 4, lab + 8]
+            den = MachineDenoiser(ts.images, "ls", p, "zeros")
+            eps_m[k] = eps_from_x0(x[k : k + 1], den(x[k : k + 1], 1.0).x0, 1.0)[0]
+        np.testing.assert_allclose(
+            res.similarity["ls"][0, j], cosine_similarity_batch(eps_cnn, eps_m), atol=1e-5
+        )

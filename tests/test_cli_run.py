@@ -151,3 +151,34 @@ def test_ccdm_evaluate_and_calibrate(files, tmp_path, capsys):
     assert res["correlation"]["ls"][2] == pytest.approx(single.final_correlation, abs=1e-5)
     assert "beats ideal" in capsys.readouterr().out
     assert SIZE == read_info(model).image_size
+
+
+def test_ccdm_evaluate_draws_a_class_per_seed(tmp_path):
+    """A conditional model: each seed gets the label drawn from it, recorded in the JSON,
+    and its number is the single run of that seed and class (machine on that class's
+    first N images)."""
+    model = make_model(tmp_path / "c.safetensors", num_classes=4)
+    data = make_dataset(tmp_path / "data", classes=4)
+    out = tmp_path / "eval.json"
+    argv = ["evaluate", "--model", str(model), "--dataset", str(data), "--subset", "5"]
+    argv += ["--machine", "ls", "--seeds", "6", "--steps", "3", "--cnn-steps", "3"]
+    assert main([*argv, "--patch-size", "3", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    info = read_info(model)
+    assert res["labels"] == [info.label_for_seed(s) for s in range(6)]
+    assert len(set(res["labels"])) > 1
+    for seed in (0, 5):
+        spec = RunSpec(
+            model=str(model),
+            dataset=str(data),
+            subset=5,
+            seed=seed,
+            label=res["labels"][seed],
+            steps=3,
+            machine="ls",
+            patch_size=3,
+        )
+        single = run_comparison(spec)
+        assert set(single.machine.train_indices % 4) == {res["labels"][seed]}
+        assert len(single.machine.train_indices) == 5
+        assert res["correlation"]["ls"][seed] == pytest.approx(single.final_correlation, abs=1e-4)

@@ -227,12 +227,17 @@ def test_patch_schedule_mapping(files):
 def test_training_set_subset_label_and_errors(files, tmp_path):
     model, data = files
     info = pipeline.load_model(str(model)).info
-    ts = pipeline.load_training_images(_spec(files, subset=20, label=2), info)
+    # the subset is counted within the class: the first 5 images of class 2
+    ts = pipeline.load_training_images(_spec(files, subset=5, label=2), info)
     np.testing.assert_array_equal(ts.indices, [2, 6, 10, 14, 18])
     assert ts.images.shape == (5, 1, SIZE, SIZE)
     torch.testing.assert_close(ts.images, ts.dataset.images[[2, 6, 10, 14, 18]])
     assert ts.dataset.images.shape[0] == 40
-    assert pipeline.load_training_images(_spec(files, subset=20, label=2), info) is ts
+    assert pipeline.load_training_images(_spec(files, subset=5, label=2), info) is ts
+    every = pipeline.load_training_images(_spec(files, subset=100, label=3), info)
+    np.testing.assert_array_equal(every.indices, np.arange(3, 40, 4))
+    first = pipeline.load_training_images(_spec(files, subset=6, label=None), info)
+    np.testing.assert_array_equal(first.indices, np.arange(6))
     with pytest.raises(DatasetError, match="no image of class 7"):
         pipeline.load_training_images(_spec(files, label=7), info)
     info.channels = 2
@@ -246,9 +251,10 @@ def test_conditional_model_needs_a_label(tmp_path):
     spec = RunSpec(model=str(model), dataset=str(data), subset=24, steps=2, patch_size=3)
     with pytest.raises(ValueError, match="class-conditional"):
         pipeline.run_cnn(spec)
-    comp = pipeline.run_comparison(spec.with_(label=1))
-    # the machine only sees class-1 images of the subset
+    comp = pipeline.run_comparison(spec.with_(label=1, subset=6))
+    # the machine only sees the first 6 class-1 images
     np.testing.assert_array_equal(comp.machine.train_indices, [1, 5, 9, 13, 17, 21])
+    assert (comp.machine.source_index < 6).all()
 
 
 def test_save_and_load_round_trip(files, tmp_path):

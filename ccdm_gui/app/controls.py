@@ -73,7 +73,10 @@ class ControlPanel(QWidget):
         self.subset.setRange(1, 1_000_000)
         self.subset.setSingleStep(100)
         self.subset.setKeyboardTracking(False)
-        self.subset.setToolTip("training images the machine may copy from (the first N)")
+        self.subset.setToolTip(
+            "training images the machine may copy from: the first N (of the chosen class, "
+            "for a class-conditional model)"
+        )
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setKeyboardTracking(False)
@@ -215,14 +218,16 @@ class ControlPanel(QWidget):
         self.p_slider.blockSignals(blocked)
         self._show_p()
 
-    def set_num_classes(self, n: int) -> None:
+    def set_num_classes(self, n: int, names: list[str] | None = None) -> None:
+        """A class picker for a class-conditional model (``names``: its classes' names)."""
         self._conditional = int(n)
         blocked = self.label.blockSignals(True)
         cur = self.label.currentData()
         self.label.clear()
         if n > 0:
             for k in range(n):
-                self.label.addItem(str(k), k)
+                name = names[k] if names is not None and k < len(names) else str(k)
+                self.label.addItem(name if name == str(k) else f"{k} · {name}", k)
             self.label.setCurrentIndex(max(0, self.label.findData(cur)) if cur is not None else 0)
         else:
             self.label.addItem("— (unconditional model)", None)

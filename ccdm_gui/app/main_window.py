@@ -38,6 +38,7 @@ from .. import __version__
 from ..core import machine_registry as machines
 from ..core import provenance, render
 from ..core.checkpoint import ModelInfo, read_info
+from ..core.datasets.known import class_names, matching_dataset
 from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
 from ..core.spec import Comparison, RunSpec
@@ -228,6 +229,7 @@ class MainWindow(QMainWindow):
         )
         self.act_export_frames.setEnabled(False)
         self.act_export_video.setEnabled(False)
+        self.act_export_grid = self._action(file, "Export seed &grid…", None, self.export_grid)
         file.addSeparator()
         self._action(file, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -283,6 +285,11 @@ class MainWindow(QMainWindow):
         self.model_path = str(pick("model", str(default_model_path()), str))
         self.dataset_path = str(pick("dataset", str(default_dataset_path()), str))
         info = self._peek_info(self.model_path)
+        if opt.get("dataset") is None and info is not None:
+            # The remembered dataset gives way to the model's own when it is another kind.
+            self.dataset_path = str(
+                matching_dataset(info.dataset, self.dataset_path) or self.dataset_path
+            )
         # A model named on the command line gets its own padding's machine and boundary.
         fresh = opt.get("model") is not None and info is not None
         padding = info.padding if fresh else "zeros"
@@ -360,7 +367,9 @@ class MainWindow(QMainWindow):
     def _apply_info(self, info: ModelInfo) -> None:
         self.info = info
         self.controls.set_image_size(info.image_size)
-        self.controls.set_num_classes(info.num_classes)
+        self.controls.set_num_classes(
+            info.num_classes, class_names(info.dataset.get("id"), info.num_classes)
+        )
 
     # ================================================================ requests
     def spec(self) -> RunSpec:
@@ -679,6 +688,10 @@ class MainWindow(QMainWindow):
         self.controls.set_paths(self.model_path, self.dataset_path)
         info = self._peek_info(path)
         if info is not None:
+            own = matching_dataset(info.dataset, self.dataset_path)
+            if own is not None:
+                self.dataset_path = str(own)
+                self.controls.set_paths(self.model_path, self.dataset_path)
             self._apply_info(info)
             machine = machines.default_machine(info.padding)
             self.controls.set_state({"machine": machine, "boundary": info.padding})
@@ -741,6 +754,22 @@ class MainWindow(QMainWindow):
             return
         dlg = ExportDialog(self, self.store.comp, self.view_state, kind)
         dlg.exec()
+
+    def export_grid(self) -> None:
+        """Many seeds of the current settings, one class or all, CNN above machine."""
+        try:
+            spec = self.spec()
+        except ValueError as e:
+            self.show_error(str(e))
+            return
+        from .grid_dialog import GridDialog
+
+        info = self.info
+        names = []
+        if info is not None and info.num_classes > 0:
+            names = class_names(info.dataset.get("id"), info.num_classes)
+        self.grid_dialog = GridDialog(self, spec, names)
+        self.grid_dialog.show()
 
     def about(self) -> None:
         import numpy

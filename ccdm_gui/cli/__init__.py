@@ -17,7 +17,7 @@ from .. import __version__
 # Sub-command modules; each exposes register(subparsers). A release holds every one
 # (packaging collects all of ccdm_gui), so a missing one is an ImportError, not a
 # command that silently disappears.
-COMMANDS = ("train", "run", "evaluate", "calibrate", "export", "gui", "selftest")
+COMMANDS = ("train", "run", "evaluate", "calibrate", "export", "grid", "gui", "selftest")
 
 
 def build_parser() -> argparse.ArgumentParser:

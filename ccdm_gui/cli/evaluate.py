@@ -47,7 +47,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     bar.close()
     print(
         f"{len(seeds)} seeds, CNN {args.cnn_steps} steps, machines {args.steps} steps, "
-        f"N = {args.subset}, boundary {res['boundary']}"
+        f"N = {args.subset}{' per class' if res['subset_of'] == 'class' else ''}, "
+        f"boundary {res['boundary']}"
     )
     print(f"{'machine':8s} {'median':>8s} {'q1':>8s} {'q3':>8s} {'seconds':>9s}")
     for m, s in res["summary"].items():

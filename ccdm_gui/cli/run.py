@@ -18,20 +18,34 @@ def default_model() -> str:
     return str(default_model_path())
 
 
-def default_dataset() -> str:
+def default_dataset(model: str | None = None) -> str:
+    """The dataset ``model`` was trained on where this computer has it, else MNIST."""
+    from ..core.checkpoint import CheckpointError, read_info
+    from ..core.datasets.known import dataset_for_model
     from ..core.resources import default_dataset_path
 
-    return str(default_dataset_path())
+    found = None
+    if model is not None and str(model).endswith(".safetensors"):
+        try:
+            found = dataset_for_model(read_info(model).dataset)
+        except CheckpointError:
+            found = None  # the command's own load reports the file
+    return str(found or default_dataset_path())
 
 
 def add_model_data_args(p: argparse.ArgumentParser, subset: int) -> None:
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped MNIST ResNet)")
-    p.add_argument("--dataset", default=None, help="dataset file or folder (default: MNIST)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset file or folder (default: the one the model was trained on, else MNIST)",
+    )
     p.add_argument(
         "--subset",
         type=int,
         default=subset,
-        help=f"use the first N training images (default {subset})",
+        help=f"use the first N training images, of the run's class when it has one "
+        f"(default {subset})",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:i] or mps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -45,7 +59,7 @@ def resolve_common(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.model = args.model or default_model()
-    args.dataset = args.dataset or default_dataset()
+    args.dataset = args.dataset or default_dataset(args.model)
     args.device = resolve_device(args.device)
 
 
@@ -168,7 +182,7 @@ def register(sub) -> None:
         "--label",
         type=int,
         default=None,
-        help="class label (conditional models default to seed %% classes)",
+        help="class label (conditional models default to a label drawn from the seed)",
     )
     p.add_argument(
         "--machine",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +20,8 @@ from .networks import ARCHITECTURES, build_network
 
 FORMAT = "ccdm-gui/1"
 META_KEY = "ccdm"
+# Seeds the per-seed label draw (any fixed number; changing it changes every default label).
+LABEL_STREAM = 0x1ABE1
 
 
 class CheckpointError(ValueError):
@@ -40,9 +43,13 @@ class ModelInfo:
     name: str = ""
 
     def label_for_seed(self, seed: int) -> int | None:
-        """The class a seed samples when none is chosen (seed mod classes), so that
-        ``ccdm run --seed S``, ``ccdm evaluate`` and ``ccdm calibrate`` agree on it."""
-        return int(seed) % self.num_classes if self.num_classes > 0 else None
+        """The class a seed samples when none is chosen: drawn at random from the seed,
+        as the paper draws a random label per seed, and the same draw in ``ccdm run
+        --seed S``, ``ccdm evaluate`` and ``ccdm calibrate``. The draw has its own
+        generator, apart from the seed's initial noise."""
+        if self.num_classes <= 0:
+            return None
+        return int(np.random.default_rng([LABEL_STREAM, int(seed)]).integers(self.num_classes))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **self.__dict__}

@@ -1,6 +1,8 @@
 """The paper's headline numbers (docs/design.md, The paper's metric): per seed, the
 correlation between the CNN's final sample and each machine's final sample from the same
-initial noise (and, for class-conditional models, the same label: seed % number of classes).
+initial noise (and, for class-conditional models, the same label, drawn at random from the
+seed as the paper draws one per seed; the machine then sees the first ``subset`` images of
+that class).
 
 Seeds are batched through both the CNN and the machines; the per-seed noise is drawn
 exactly as a single run draws it, so a seed's number here matches ``ccdm run --seed``.
@@ -105,6 +107,8 @@ def evaluate(
         "model": model_path,
         "dataset": dataset_path,
         "subset": subset,
+        # With a label the machine takes the first ``subset`` images of that class.
+        "subset_of": "class" if info.num_classes > 0 else "dataset",
         "seeds": seeds,
         "labels": labels,
         "cnn_steps": cnn_steps,

@@ -162,8 +162,10 @@ def _load_full(path: str, image_size: int, channels: int) -> Dataset:
 
 
 def load_training_images(spec: RunSpec, info: ModelInfo) -> TrainingSet:
-    """The first ``spec.subset`` images of the dataset, restricted to ``spec.label`` if set,
-    prepared to the model's image size and channels."""
+    """The first ``spec.subset`` images of the dataset or, with ``spec.label`` set, the
+    first ``spec.subset`` images of that class (the class-conditional machine of the paper
+    sees only its class; a subset of the class keeps it as large as an unconditional
+    machine's), prepared to the model's image size and channels."""
     ap = os.path.abspath(spec.dataset)
     key = (ap, _mtime(ap), info.image_size, info.channels, spec.subset, spec.label, spec.device)
     hit = _training_sets.get(key)
@@ -178,19 +180,18 @@ def load_training_images(spec: RunSpec, info: ModelInfo) -> TrainingSet:
         )
     if spec.subset is not None and spec.subset < 1:
         raise ValueError(f"subset size must be >= 1, got {spec.subset}")
-    n = len(ds) if spec.subset is None else min(int(spec.subset), len(ds))
-    idx = np.arange(n, dtype=np.int64)
+    idx = np.arange(len(ds), dtype=np.int64)
     if spec.label is not None:
         if ds.labels is None:
             raise DatasetError(f"{spec.dataset}: has no labels, cannot select class {spec.label}")
-        keep = (ds.labels[:n] == int(spec.label)).numpy()
-        idx = idx[keep]
+        idx = idx[(ds.labels == int(spec.label)).numpy()]
         if idx.size == 0:
-            present = sorted(set(ds.labels[:n].tolist()))
+            present = sorted(set(ds.labels.tolist()))
             raise DatasetError(
-                f"{spec.dataset}: no image of class {spec.label} among the first {n} "
-                f"(classes present: {present})"
+                f"{spec.dataset}: no image of class {spec.label} (classes present: {present})"
             )
+    if spec.subset is not None:
+        idx = idx[: int(spec.subset)]
     images = ds.images[torch.from_numpy(idx)].to(spec.device)
     ts = TrainingSet(images=images, indices=idx, dataset=ds)
     _training_sets.put(key, ts)

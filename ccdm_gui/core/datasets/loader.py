@@ -10,6 +10,7 @@ import torch
 from . import arrays, cifar, folder
 from .base import Dataset, DatasetError, prepare_images
 from .idx import read_idx
+from .known import known_for_path
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
@@ -29,14 +30,8 @@ def _idx_pair(path: Path) -> tuple[Path, Path | None]:
 
 
 def _name_from_path(path: Path, fallback: str) -> str:
-    """A readable dataset name; MNIST and Fashion-MNIST share file names, so the folders
-    (e.g. ``FashionMNIST/raw``) are what tell them apart."""
-    parts = [p.lower().replace("_", "-") for p in path.resolve().parts]
-    if any("fashion" in p for p in parts):
-        return "fashion-mnist"
-    if any("mnist" in p for p in parts):
-        return "mnist"
-    return fallback
+    known = known_for_path(path)
+    return known.name if known is not None else fallback
 
 
 def _load_idx(path: Path, image_size, channels, limit) -> Dataset:
