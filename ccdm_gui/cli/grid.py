@@ -107,7 +107,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..core.spec import BOUNDARIES, MACHINES
+    from ..core.machine_registry import BOUNDARIES, MACHINES
 
     p = sub.add_parser(
         "grid",

@@ -13,6 +13,7 @@ import torch
 
 from .datasets.known import class_names
 from .denoisers import CNNDenoiser, MachineDenoiser
+from .machine_registry import default_machine
 from .metrics import correlation
 from .sampler import initial_noise, sample
 from .schedule import time_grid
@@ -101,7 +102,7 @@ def seed_grid(
     model = load_model(model_path, device)
     info = model.info
     boundary = boundary or info.padding
-    machine = machine or ("els" if boundary == "circular" else "bbels")
+    machine = machine or default_machine(boundary)
     shape = (1, info.channels, info.image_size, info.image_size)
     x_init = torch.cat([initial_noise(shape, int(s), device) for s in seeds])
     total = 2 * steps * len(labels)

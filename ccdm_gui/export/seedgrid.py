@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from .. import __version__
-from ..core import render
+from ..core import machine_registry, render
 from ..core.grid import SeedGrid
 from .atomic import ExportError, atomic_file, check_destination
 from .compose import BACKGROUND, DIM, FOREGROUND, _fitted, _font, enlarge
@@ -76,7 +76,7 @@ class GridComposer:
         self.font = _font(int(min(18, max(10, round(self.cell_h / 6)))))
         self.line = int(math.ceil(self.font.size * 1.6))
         self.margin = self.line // 2
-        self.machine_title = render.MACHINE_NAMES.get(g.machine, g.machine)
+        self.machine_title = machine_registry.label(g.machine)
         texts = [*g.names, "CNN", self.machine_title]
         self.label_w = int(max(self.font.getlength(t) for t in texts)) + self.margin
         self.block_h = 2 * self.cell_h + 2 * self.gap + self.line
