@@ -182,3 +182,24 @@ def test_ccdm_evaluate_draws_a_class_per_seed(tmp_path):
         assert set(single.machine.train_indices % 4) == {res["labels"][seed]}
         assert len(single.machine.train_indices) == 5
         assert res["correlation"]["ls"][seed] == pytest.approx(single.final_correlation, abs=1e-4)
+    # the same six seeds in two runs, combined, are the six-seed evaluation
+    halves = []
+    for first in (0, 3):
+        half = tmp_path / f"half{first}.json"
+        chunk = ["--seeds", "3", "--first-seed", str(first), "--baseline", "ideal"]
+        assert main([*argv, *chunk, "--patch-size", "3", "--json", str(half)]) == 0
+        halves.append(str(half))
+    both = tmp_path / "both.json"
+    assert main(["evaluate", "--combine", *halves, "--json", str(both)]) == 0
+    joined = json.loads(both.read_text())
+    assert joined["seeds"] == list(range(6)) and joined["labels"] == res["labels"]
+    np.testing.assert_allclose(joined["correlation"]["ls"], res["correlation"]["ls"], atol=1e-4)
+    assert joined["summary"]["ls"]["n"] == 6 and joined["combined_from"] == 2
+    assert joined["summary"]["ls"]["median"] == pytest.approx(
+        float(np.median(joined["correlation"]["ls"]))
+    )
+    ls, ideal = (np.asarray(joined["correlation"][m]) for m in ("ls", "ideal"))
+    assert joined["beats_baseline"] == {"ls": pytest.approx(float(np.mean(ls > ideal)))}
+    # overlapping seeds, or other settings, are refused
+    assert main(["evaluate", "--combine", halves[0], halves[0]]) == 1
+    assert main(["evaluate", "--combine", halves[0], str(out)]) == 1

@@ -4,18 +4,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from .run import add_model_data_args, add_patch_size_arg, resolve_common
 
 
+def _report(res: dict, json_path: str | None) -> None:
+    from ..core.atomic import atomic_write_bytes
+
+    per_class = " per class" if res.get("subset_of") == "class" else ""
+    print(
+        f"{len(res['seeds'])} seeds, CNN {res['cnn_steps']} steps, machines {res['steps']} "
+        f"steps, N = {res['subset']}{per_class}, boundary {res['boundary']}"
+    )
+    print(f"{'machine':8s} {'median':>8s} {'q1':>8s} {'q3':>8s} {'seconds':>9s}")
+    for m, s in res["summary"].items():
+        print(f"{m:8s} {s['median']:8.4f} {s['q1']:8.4f} {s['q3']:8.4f} {res['seconds'][m]:9.1f}")
+    for m, frac in res.get("beats_baseline", {}).items():
+        print(f"{m} beats {res['baseline']} on {100 * frac:.0f}% of seeds")
+    if json_path:
+        text = json.dumps(res, indent=2)
+        atomic_write_bytes(Path(json_path), lambda f: f.write(text.encode()))
+        print(f"wrote {json_path}")
+
+
+def _combine(paths: list[str], json_path: str | None) -> int:
+    from ..core.evaluate import combine
+
+    parts = []
+    for p in paths:
+        try:
+            parts.append(json.loads(Path(p).read_text()))
+        except (OSError, ValueError) as e:
+            print(f"ccdm evaluate: error: {p}: not a readable evaluation ({e})", file=sys.stderr)
+            return 1
+    try:
+        res = combine(parts)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"ccdm evaluate: error: cannot combine {', '.join(paths)}: {e}", file=sys.stderr)
+        return 1
+    _report(res, json_path)
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core.atomic import atomic_write_bytes
     from ..core.evaluate import evaluate
     from ..core.machine_registry import MACHINES
 
+    if args.combine:
+        return _combine(args.combine, args.json)
     resolve_common(args)
     machines = [m.strip() for m in args.machine.split(",") if m.strip()]
     for m in machines + ([args.baseline] if args.baseline else []):
@@ -45,20 +85,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         on_progress=progress,
     )
     bar.close()
-    print(
-        f"{len(seeds)} seeds, CNN {args.cnn_steps} steps, machines {args.steps} steps, "
-        f"N = {args.subset}{' per class' if res['subset_of'] == 'class' else ''}, "
-        f"boundary {res['boundary']}"
-    )
-    print(f"{'machine':8s} {'median':>8s} {'q1':>8s} {'q3':>8s} {'seconds':>9s}")
-    for m, s in res["summary"].items():
-        print(f"{m:8s} {s['median']:8.4f} {s['q1']:8.4f} {s['q3']:8.4f} {res['seconds'][m]:9.1f}")
-    for m, frac in res.get("beats_baseline", {}).items():
-        print(f"{m} beats {res['baseline']} on {100 * frac:.0f}% of seeds")
-    if args.json:
-        text = json.dumps(res, indent=2)
-        atomic_write_bytes(Path(args.json), lambda f: f.write(text.encode()))
-        print(f"wrote {args.json}")
+    _report(res, args.json)
     return 0
 
 
@@ -83,4 +110,12 @@ def register(sub) -> None:
         "--baseline", default=None, help="e.g. ideal: report how often each machine beats it"
     )
     p.add_argument("--json", default=None, help="write per-seed values and summaries here")
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        default=None,
+        help="instead of computing, join evaluations of the same settings over disjoint "
+        "seeds (--first-seed chunks) into one (--json)",
+    )
     p.set_defaults(func=_cmd_evaluate)

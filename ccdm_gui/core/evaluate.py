@@ -122,9 +122,63 @@ def evaluate(
         "seconds": timings,
     }
     if baseline:
-        base = np.asarray(per_machine[baseline])
         out["baseline"] = baseline
-        out["beats_baseline"] = {
-            m: float(np.mean(np.asarray(per_machine[m]) > base)) for m in machines if m != baseline
-        }
+        out["beats_baseline"] = _beats(per_machine, baseline)
+    return out
+
+
+def _beats(per_machine: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    """The fraction of seeds on which each machine beats the baseline machine."""
+    base = np.asarray(per_machine[baseline])
+    return {
+        m: float(np.mean(np.asarray(v) > base)) for m, v in per_machine.items() if m != baseline
+    }
+
+
+# What evaluations must share to be one evaluation over more seeds.
+_SAME = (
+    "model",
+    "dataset",
+    "subset",
+    "subset_of",
+    "cnn_steps",
+    "steps",
+    "boundary",
+    "patch_size",
+    "schedules",
+    "baseline",
+)
+
+
+def combine(parts: Sequence[dict]) -> dict:
+    """Evaluations of one model with the same settings over disjoint seeds (runs with
+    ``--first-seed`` 0, 10, 20, ...) as one: per-seed values joined in the order given,
+    summaries and the baseline comparison recomputed, seconds added up."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    first = parts[0]
+    for k, p in enumerate(parts[1:], start=2):
+        for key in (*_SAME, "correlation"):
+            a, b = first.get(key), p.get(key)
+            if key == "correlation":
+                a, b = sorted(a or {}), sorted(b or {})
+            if a != b:
+                raise ValueError(
+                    f"evaluation {k} differs from the first in {key!r}: {b!r} vs {a!r}"
+                )
+    seeds = [s for p in parts for s in p["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("the evaluations share seeds; combine disjoint ones")
+    per_machine = {m: [v for p in parts for v in p["correlation"][m]] for m in first["correlation"]}
+    out = dict(first)
+    out.update(
+        seeds=seeds,
+        labels=[lab for p in parts for lab in p["labels"]],
+        correlation=per_machine,
+        summary={m: summary(v) for m, v in per_machine.items()},
+        seconds={m: sum(p["seconds"].get(m, 0.0) for p in parts) for m in first["seconds"]},
+        combined_from=len(parts),
+    )
+    if first.get("baseline"):
+        out["beats_baseline"] = _beats(per_machine, first["baseline"])
     return out
