@@ -132,10 +132,9 @@ class GridComposer:
         for r, name in enumerate(g.names):
             y = self._y(r)
             left = self.margin
-            draw.text(
-                (left, y + self.cell_h // 2), name, font=self.font, fill=FOREGROUND, anchor="lb"
-            )
-            draw.text((left, y + self.cell_h // 2), "CNN", font=self.font, fill=DIM, anchor="lt")
+            mid = y + self.cell_h // 2
+            draw.text((left, mid - 2), name, font=self.font, fill=FOREGROUND, anchor="ld")
+            draw.text((left, mid + 2), "CNN", font=self.font, fill=DIM, anchor="lt")
             my = y + self.cell_h + self.gap + self.cell_h // 2
             draw.text((left, my), self.machine_title, font=self.font, fill=DIM, anchor="lm")
             cy = y + 2 * self.cell_h + self.gap + self.line // 2
