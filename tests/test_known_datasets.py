@@ -21,6 +21,7 @@ from ccdm_gui.core.datasets.known import (
     dataset_for_model,
     known_for_id,
     known_for_path,
+    label_text,
     locate,
     matching_dataset,
     parse_class,
@@ -180,3 +181,10 @@ def test_label_for_seed_is_a_random_draw_fixed_by_the_seed():
     counts = np.bincount(labels, minlength=10)
     assert counts.min() >= 8 and counts.max() <= 32
     assert ModelInfo(arch="resnet", arch_params={}).label_for_seed(3) is None
+
+
+def test_label_text_names_the_class_of_a_known_dataset(tmp_path):
+    assert label_text(tmp_path / "fashion-mnist", 1) == "class 1 (Trouser)"
+    assert label_text(tmp_path / "mnist", 7) == "class 7"  # digits are their own names
+    assert label_text(tmp_path / "cats", 2) == "class 2"
+    assert label_text(tmp_path / "fashion-mnist", 12) == "class 12"

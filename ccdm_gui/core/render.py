@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import machine_registry, provenance
+from .datasets.known import label_text
 from .palette import apply_lut, colormap_lut, to_codes
 from .provenance import Legend
 from .spec import Comparison, MachineTrajectory
@@ -130,5 +131,5 @@ def title(comp: Comparison) -> str:
         f"seed {s.seed}",
     ]
     if s.label is not None:
-        parts.append(f"class {s.label}")
+        parts.append(label_text(s.dataset, s.label))
     return SEP.join(parts)

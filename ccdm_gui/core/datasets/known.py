@@ -137,6 +137,14 @@ def class_names(dataset_id: str | None, num_classes: int | None = None) -> list[
     return [str(k) for k in range(num_classes)]
 
 
+def label_text(dataset_path: str | Path, label: int) -> str:
+    """``class 1 (Trouser)``: a label with its name when the dataset is a known one."""
+    d = known_for_path(dataset_path)
+    if d is not None and 0 <= int(label) < len(d.classes) and d.classes[label] != str(label):
+        return f"class {label} ({d.classes[label]})"
+    return f"class {label}"
+
+
 def parse_class(text: str, names: list[str]) -> int:
     """A class given by number or by name (case and punctuation ignored, a unique prefix
     will do: ``trouser``, ``t-shirt``, ``ankle``); ValueError names the choices."""
