@@ -379,6 +379,16 @@ def test_unwritable_folder(comp, tmp_path):
         export_frames(comp, tmp_path / "file" / "frames")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_cannot_be_created_is_not_missing(comp):
+    # /proc exists but takes no new folders: mkdir there fails with ENOENT, which once
+    # read "folder /proc does not exist".
+    with pytest.raises(ExportError) as e:
+        export_frames(comp, "/proc/ccdm_frames", scale=1)
+    assert "cannot create /proc/ccdm_frames" in str(e.value)
+    assert "does not exist" not in str(e.value)
+
+
 @pytest.fixture
 def disk_fills_up(monkeypatch):
     """Every export byte goes through atomic.TempFile.write; let the first 20 kB land
@@ -445,9 +455,10 @@ def test_cli_exports_a_saved_trajectory(comp, tmp_path, capsys):
     png = np.asarray(Image.open(tmp_path / "frames" / "frame_004.png").convert("RGB"))
     assert (png == ref[4]).all()
     assert len(decode(tmp_path / "v.gif")[0]) == T
-    # Again without --overwrite: a clear error, not a traceback, and files untouched.
+    # Again without --overwrite: refused as a bad argument (status 2) before any frame
+    # is drawn, not a traceback, and files untouched.
     rc = main(["export", "--trajectory", str(npz), "--video", str(tmp_path / "v.gif")])
-    assert rc == 1 and "already exists" in capsys.readouterr().err
+    assert rc == 2 and "already exists" in capsys.readouterr().err
     # Two trajectories as a grid.
     rc = main(
         [

@@ -68,5 +68,5 @@ def test_gui_command_refuses_a_pair_the_table_forbids(capsys):
 
     assert main(["gui", "--machine", "bbels", "--boundary", "circular"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ccdm gui: bbels is defined for the zeros boundary only")
+    assert err.startswith("ccdm gui: error: --machine bbels: bbels is defined for the zeros")
     assert err.count("\n") == 1

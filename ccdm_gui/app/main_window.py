@@ -49,6 +49,7 @@ from .frames import FrameStore
 from .inspector import Inspector
 from .panels import ImagePanels, LegendWidget
 from .plots import Plots
+from .startfiles import absolute, default_for, fallback_note, opening_files
 from .worker import InspectRequest, Worker
 
 # Controls whose change only redraws (the fields of View); the others start a run.
@@ -134,10 +135,13 @@ class MainWindow(QMainWindow):
         self._player = QTimer(self)
         self._player.timeout.connect(self._tick)
 
+        self._note_rid: int | None = None  # the run a fallback note explains
         self._restore(options)
         self.worker.start()
         if options.get("autostart", True):
             self.request()
+        if self._notes:
+            self._note(" ".join(self._notes))
 
     # ================================================================ layout
     def _build_ui(self) -> None:
@@ -264,8 +268,6 @@ class MainWindow(QMainWindow):
 
     # ================================================================ state
     def _restore(self, opt: dict) -> None:
-        from ..core.resources import default_dataset_path, default_model_path
-
         s = self.settings
         geo = s.value("window/geometry")
         if isinstance(geo, QByteArray) and not opt.get("screenshot"):
@@ -282,8 +284,7 @@ class MainWindow(QMainWindow):
                 return opt[key]
             return st.get(s, f"last/{key}", default, kind)
 
-        self.model_path = str(pick("model", str(default_model_path()), str))
-        self.dataset_path = str(pick("dataset", str(default_dataset_path()), str))
+        self.model_path, self.dataset_path, self._notes = opening_files(opt, s)
         info = self._peek_info(self.model_path)
         if opt.get("dataset") is None and info is not None:
             # The remembered dataset gives way to the model's own when it is another kind.
@@ -447,6 +448,8 @@ class MainWindow(QMainWindow):
             return
         self.store.set_complete(comp)
         self.good = comp
+        if rid != self._note_rid:
+            self.banner.hide()  # an earlier error no longer describes what is shown
         self._requested = None
         self.progress.hide()
         self.cancel_btn.hide()
@@ -463,12 +466,14 @@ class MainWindow(QMainWindow):
         self._refresh_frames()
         self.comparison_ready.emit(comp)
 
-    def _on_failed(self, rid: int, msg: str, spec: RunSpec) -> None:
+    def _on_failed(self, rid: int, msg: str, spec: RunSpec, kind: str) -> None:
         if rid != self.rid:
             return
         self._requested = None
         self.progress.hide()
         self.cancel_btn.hide()
+        if self.good is None and kind and self._fall_back(kind, msg):
+            return
         self.show_error(msg)
         self._revert()
         self.run_failed.emit(msg)
@@ -485,6 +490,22 @@ class MainWindow(QMainWindow):
             "(F5 computes the rest)",
             10000,
         )
+
+    def _fall_back(self, kind: str, msg: str) -> bool:
+        """With nothing shown yet, a model or dataset that cannot be used gives way to
+        the shipped one (said in the banner), rather than leaving the panels empty."""
+        default = default_for(kind)
+        current = self.model_path if kind == "model" else self.dataset_path
+        if absolute(current) == absolute(default):
+            return False
+        (self.open_model if kind == "model" else self.open_dataset)(default)
+        self._note(fallback_note(kind, msg))
+        return True
+
+    def _note(self, msg: str) -> None:
+        """A message that stays up through the run now under way (it explains it)."""
+        self.show_error(msg)
+        self._note_rid = self.rid
 
     def _revert(self) -> None:
         """Go back to the last comparison that worked: its files and its frames."""
@@ -683,7 +704,7 @@ class MainWindow(QMainWindow):
             self.open_dataset(dlg.selectedFiles()[0])
 
     def open_model(self, path: str) -> int | None:
-        path = str(Path(path).expanduser())
+        path = absolute(path)
         self.model_path = path
         self.controls.set_paths(self.model_path, self.dataset_path)
         info = self._peek_info(path)
@@ -698,7 +719,7 @@ class MainWindow(QMainWindow):
         return self.request()
 
     def open_dataset(self, path: str) -> int | None:
-        self.dataset_path = str(Path(path).expanduser())
+        self.dataset_path = absolute(path)
         self.controls.set_paths(self.model_path, self.dataset_path)
         return self.request()
 

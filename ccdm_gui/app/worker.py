@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from ..core import pipeline
 from ..core.checkpoint import CheckpointError
 from ..core.datasets import DatasetError
+from ..core.devices import out_of_memory
 from ..core.sampler import Cancelled
 from ..core.spec import RunSpec
 
@@ -72,11 +73,11 @@ class Timing:
 
 def user_message(e: BaseException) -> str:
     """One readable sentence for the window; never a traceback."""
-    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
-        return (
-            "The device ran out of memory. Try a smaller training subset, fewer steps, "
-            "or the CPU device."
-        )
+    memory = out_of_memory(e)
+    if memory == "gpu":
+        return "The GPU ran out of memory. Try a smaller training subset, or the CPU device."
+    if memory == "cpu":
+        return "Out of memory. Try a smaller training subset."
     if isinstance(e, CheckpointError):
         return f"Cannot use this model: {e}"
     if isinstance(e, DatasetError):
@@ -84,6 +85,15 @@ def user_message(e: BaseException) -> str:
     if isinstance(e, (ValueError, FileNotFoundError)):
         return str(e)
     return f"Unexpected error ({type(e).__name__}): {e}"
+
+
+def failure_kind(e: BaseException) -> str:
+    """Which file a failed run could not use ("model", "dataset"), or "" for the rest."""
+    if isinstance(e, CheckpointError):
+        return "model"
+    if isinstance(e, DatasetError):
+        return "dataset"
+    return ""
 
 
 def _log(e: BaseException) -> None:
@@ -102,8 +112,8 @@ class Worker(QThread):
     partial = Signal(int, str, int, int, object)
     # rid, Comparison, Timing
     done = Signal(int, object, object)
-    # rid, message, spec
-    failed = Signal(int, str, object)
+    # rid, message, spec, failure_kind
+    failed = Signal(int, str, object, str)
     cancelled = Signal(int)
     inspected = Signal(int, object)  # inspection id, InspectResult
 
@@ -229,7 +239,7 @@ class Worker(QThread):
             self.cancelled.emit(rid)
         except Exception as e:  # the window must survive any failure of a run
             _log(e)
-            self.failed.emit(rid, user_message(e), spec)
+            self.failed.emit(rid, user_message(e), spec, failure_kind(e))
         finally:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

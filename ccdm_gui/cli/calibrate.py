@@ -10,17 +10,28 @@ from pathlib import Path
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core import validate
     from ..core.atomic import atomic_write_bytes
     from ..core.calibrate import calibrate_model
     from ..core.machine_registry import CALIBRATABLE
+    from ..core.spec import RunSpec
+    from .evaluate import check_machines, machine_list
     from .run import resolve_common
 
     resolve_common(args)
-    machines = [m.strip() for m in args.machines.split(",") if m.strip()]
-    for m in machines:
-        if m not in CALIBRATABLE:
-            known = ", ".join(CALIBRATABLE)
-            raise SystemExit(f"ccdm calibrate: cannot calibrate {m!r}; choose from {known}")
+    machines = machine_list("--machines", args.machines, CALIBRATABLE)
+    validate.at_least("--first-seed", args.first_seed, 0)
+    if args.json:
+        validate.output_file("--json", args.json, args.overwrite)
+    if args.write:
+        validate.output_file("model", args.model, overwrite=True)
+    info = validate.load_model(args.model, args.device).info
+    check_machines(machines, args.boundary or info.padding)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for lab in sorted({info.label_for_seed(s) for s in seeds}, key=str):
+        validate.training_images(
+            RunSpec(args.model, args.dataset, args.subset, label=lab, device=args.device), info
+        )
     bar = tqdm(desc="calibrate", unit="eval")
 
     def progress(done: int, total: int) -> None:
@@ -88,4 +99,5 @@ def register(sub) -> None:
     )
     p.add_argument("--write", action="store_true", help="store the schedules in the checkpoint")
     p.add_argument("--json", default=None, help="also write the full similarity table here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_cmd_calibrate)

@@ -48,20 +48,57 @@ def _combine(paths: list[str], json_path: str | None) -> int:
     return 0
 
 
+def machine_list(what: str, text: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """Comma-separated machine names, each one known (and in ``allowed``, if given)."""
+    from ..core.machine_registry import MACHINES
+    from ..core.validate import ArgumentError
+
+    allowed = allowed or MACHINES
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ArgumentError(what, f"{text!r}: name at least one machine")
+    for m in names:
+        if m not in allowed:
+            raise ArgumentError(what, f"{m}: unknown; choose from {', '.join(allowed)}")
+    return names
+
+
+def check_machines(machines: list[str], boundary: str) -> None:
+    """Each machine with the boundary it will run on (the registry's rule)."""
+    from ..core.machine_registry import check_pair
+    from ..core.validate import ArgumentError
+
+    for m in machines:
+        try:
+            check_pair(m, boundary)
+        except ValueError as e:
+            raise ArgumentError("--machine", f"{m}: {e}") from None
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core import validate
     from ..core.evaluate import evaluate
-    from ..core.machine_registry import MACHINES
+    from ..core.spec import RunSpec
 
+    if args.json:
+        validate.output_file("--json", args.json, args.overwrite)
     if args.combine:
         return _combine(args.combine, args.json)
     resolve_common(args)
-    machines = [m.strip() for m in args.machine.split(",") if m.strip()]
-    for m in machines + ([args.baseline] if args.baseline else []):
-        if m not in MACHINES:
-            raise SystemExit(f"ccdm evaluate: unknown machine {m!r}; known: {', '.join(MACHINES)}")
+    machines = machine_list("--machine", args.machine)
+    if args.baseline:
+        machine_list("--baseline", args.baseline)
+    validate.at_least("--first-seed", args.first_seed, 0)
+    info = validate.load_model(args.model, args.device).info
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    boundary = args.boundary or info.padding
+    check_machines(machines + ([args.baseline] if args.baseline else []), boundary)
+    for lab in sorted({info.label_for_seed(s) for s in seeds}, key=str):
+        validate.training_images(
+            RunSpec(args.model, args.dataset, args.subset, label=lab, device=args.device), info
+        )
     bar = tqdm(desc="evaluate", unit="step")
 
     def progress(stage: str, i: int, total: int) -> None:
@@ -118,4 +155,5 @@ def register(sub) -> None:
         help="instead of computing, join evaluations of the same settings over disjoint "
         "seeds (--first-seed chunks) into one (--json)",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_cmd_evaluate)

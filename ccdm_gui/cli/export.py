@@ -15,8 +15,8 @@ from .run import (
     StageBars,
     add_model_data_args,
     add_patch_size_arg,
+    checked_spec,
     resolve_common,
-    run_spec,
 )
 
 
@@ -38,15 +38,74 @@ def _suffixed(path: Path, seed: int, many: bool) -> Path:
     return path.with_name(f"{path.stem}_seed{seed}{path.suffix}")
 
 
-def _compute(args: argparse.Namespace, seeds: list[int]):
-    from ..core.pipeline import TrajectoryCache, load_model, run_comparison
+def _check_frames(args, folder: Path, steps: int) -> None:
+    from ..core import validate
+    from ..export import SIDECAR, frame_names
 
-    resolve_common(args)
-    info = load_model(args.model, args.device).info
+    validate.output_folder("--frames", folder)
+    if folder.is_dir() and not args.overwrite:
+        panels = ["cnn", "machine", "provenance"] + (["difference"] if args.diff else [])
+        names = [n for step in frame_names(steps, args.layout, panels) for n in step]
+        validate.new_files("--frames", [folder / n for n in names + [SIDECAR]], False)
+
+
+def _check_video(args, path: Path) -> None:
+    from ..core import validate
+    from ..export import FORMATS, ExportError
+    from ..export.video import video_format
+
+    validate.output_file("--video", path, args.overwrite, FORMATS, folder_must_exist=True)
+    try:
+        vf = video_format(path)
+    except ExportError as e:
+        raise validate.ArgumentError("--video", f"{path}: {e}") from None
+    if args.quality is not None and vf.quality_range is not None:
+        lo, hi = vf.quality_range
+        if not lo <= args.quality <= hi:
+            raise validate.ArgumentError(
+                "--quality", f"{args.quality}: {vf.name} takes {lo}..{hi} (lower is better)"
+            )
+
+
+def _check_outputs(args, seeds: list[int], steps: list[int], many: bool) -> None:
+    """Every file this export would write, checked before anything is computed."""
+    from ..core import validate
+
+    if not args.fps > 0:
+        raise validate.ArgumentError("--fps", f"{args.fps}: must be more than 0")
+    validate.at_least("--hold", args.hold, 0)
+    validate.at_least("--scale", args.scale)
+    validate.at_least("--columns", args.columns)
+    for seed, n in zip(seeds, steps, strict=True):
+        if args.frames:
+            _check_frames(args, _suffixed(Path(args.frames), seed, many), n)
+        if args.video and not args.grid:
+            _check_video(args, _suffixed(Path(args.video), seed, many))
+    if args.grid:
+        _check_video(args, Path(args.video))
+
+
+def _load_trajectories(paths: list[str]) -> list:
+    from ..core import validate
+    from ..core.pipeline import load_comparison
+
+    comps = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise validate.ArgumentError("--trajectory", f"{p}: no such file")
+        try:
+            comps.append(load_comparison(p))
+        except ValueError as e:
+            raise validate.ArgumentError("--trajectory", str(e)) from None
+    return comps
+
+
+def _compute(specs: list):
+    from ..core.pipeline import TrajectoryCache, run_comparison
+
     cache = TrajectoryCache()
-    for seed in seeds:
-        spec = run_spec(args, info, seed)
-        bars = StageBars(f"seed {seed} ")
+    for spec in specs:
+        bars = StageBars(f"seed {spec.seed} ")
         try:
             comp = run_comparison(spec, cache=cache, on_progress=bars)
         finally:
@@ -54,18 +113,12 @@ def _compute(args: argparse.Namespace, seeds: list[int]):
         yield comp
 
 
-def _loaded(paths: list[str]):
-    from ..core.pipeline import load_comparison
-
-    for p in paths:
-        yield load_comparison(p)
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core import validate
     from ..core.view import View
-    from ..export import ExportError, export_frames, export_grid_video, export_video
+    from ..export import export_frames, export_grid_video, export_video
 
     if not args.frames and not args.video:
         print("ccdm export: error: give --frames DIR and/or --video FILE", file=sys.stderr)
@@ -73,15 +126,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.grid and not args.video:
         print("ccdm export: error: --grid makes a video; give --video FILE", file=sys.stderr)
         return 2
-    seeds = args.seeds or [args.seed]
-    many = len(args.trajectory or seeds) > 1
+    if args.trajectory:
+        loaded = _load_trajectories(args.trajectory)
+        many = len(loaded) > 1
+        _check_outputs(args, [c.spec.seed for c in loaded], [len(c.cnn.t) for c in loaded], many)
+        comps = iter(loaded)
+    else:
+        seeds = args.seeds or [args.seed]
+        many = len(seeds) > 1
+        resolve_common(args)
+        _check_outputs(args, seeds, [args.steps] * len(seeds), many)
+        info = validate.load_model(args.model, args.device).info
+        comps = _compute([checked_spec(args, info, seed) for seed in seeds])
     drawing = dict(
         view=View(show=args.show, prov_mode=args.provenance, diff=args.diff),
         layout=args.layout,
         scale=args.scale,
     )
     video_opts = dict(fps=args.fps, quality=args.quality, hold_last=args.hold)
-    comps = _loaded(args.trajectory) if args.trajectory else _compute(args, seeds)
 
     def bar(desc: str):
         b = tqdm(desc=desc, unit="frame")
@@ -94,41 +156,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return b, on_progress
 
     written: list[Path] = []
-    try:
-        collected = []
-        for comp in comps:
-            collected.append(comp)
-            if args.frames:
-                folder = _suffixed(Path(args.frames), comp.spec.seed, many)
-                b, cb = bar(f"frames {folder}")
-                with b:
-                    export_frames(comp, folder, overwrite=args.overwrite, on_progress=cb, **drawing)
-                written.append(folder)
-            if args.video and not args.grid:
-                out = _suffixed(Path(args.video), comp.spec.seed, many)
-                b, cb = bar(f"video {out}")
-                with b:
-                    export_video(
-                        comp, out, overwrite=args.overwrite, on_progress=cb, **video_opts, **drawing
-                    )
-                written.append(out)
-        if args.grid:
-            out = Path(args.video)
-            b, cb = bar(f"grid video {out}")
+    collected = []
+    for comp in comps:
+        collected.append(comp)
+        if args.frames:
+            folder = _suffixed(Path(args.frames), comp.spec.seed, many)
+            b, cb = bar(f"frames {folder}")
             with b:
-                export_grid_video(
-                    collected,
-                    out,
-                    overwrite=args.overwrite,
-                    on_progress=cb,
-                    columns=args.columns,
-                    **video_opts,
-                    **drawing,
+                export_frames(comp, folder, overwrite=args.overwrite, on_progress=cb, **drawing)
+            written.append(folder)
+        if args.video and not args.grid:
+            out = _suffixed(Path(args.video), comp.spec.seed, many)
+            b, cb = bar(f"video {out}")
+            with b:
+                export_video(
+                    comp, out, overwrite=args.overwrite, on_progress=cb, **video_opts, **drawing
                 )
             written.append(out)
-    except (ExportError, ValueError, FileNotFoundError) as e:
-        print(f"ccdm export: error: {e}", file=sys.stderr)
-        return 1
+    if args.grid:
+        out = Path(args.video)
+        b, cb = bar(f"grid video {out}")
+        with b:
+            export_grid_video(
+                collected,
+                out,
+                overwrite=args.overwrite,
+                on_progress=cb,
+                columns=args.columns,
+                **video_opts,
+                **drawing,
+            )
+        written.append(out)
     for w in written:
         print(f"wrote {w}")
     return 0

@@ -22,26 +22,42 @@ def _patch_size(text: str) -> int | str:
     return p
 
 
+def _display_available() -> bool:
+    """Whether Qt will find a screen; without one it aborts the process (status 134)
+    with a message about platform plugins that tells a user nothing."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True  # chosen explicitly (offscreen, wayland, vnc...): Qt's call
+    if sys.platform != "linux":
+        return True  # Windows and macOS always have their window system
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _cmd_gui(args: argparse.Namespace) -> int:
     # Before torch loads OpenMP: spinning OpenMP workers on a CPU that other programs
     # also use made each CNN step ~20x slower (50 s vs 2.7 s for 5 UNet steps, measured
     # on a loaded 2-core box); passive waiting costs nothing measurable when idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ..core.devices import resolve_device
+    from ..core import validate
 
-    device = None
-    if args.device is not None:
-        try:
-            device = resolve_device(args.device)
-        except ValueError as e:
-            print(f"ccdm gui: {e}", file=sys.stderr)
-            return 2
-    if args.machine is not None and args.boundary is not None:
+    device = None if args.device is None else validate.device(args.device)
+    for name in ("subset", "steps"):
+        validate.at_least("--" + name, getattr(args, name))
+    if args.label is not None:
+        validate.at_least("--label", args.label, 0)
+    if args.machine and args.boundary:
         try:
             check_pair(args.machine, args.boundary)
         except ValueError as e:
-            print(f"ccdm gui: {e}", file=sys.stderr)
-            return 2
+            raise validate.ArgumentError("--machine", f"{args.machine}: {e}") from None
+    if args.screenshot:
+        validate.output_file("--screenshot", args.screenshot, overwrite=True)
+    if not _display_available():
+        if not args.screenshot:
+            msg = "ccdm gui: error: no display: set DISPLAY or use ccdm's command line"
+            print(msg, file=sys.stderr)
+            return 1
+        # A screenshot needs no screen: Qt renders the window offscreen.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     options = {
         "model": args.model,
         "dataset": args.dataset,

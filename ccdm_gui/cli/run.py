@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,15 +51,40 @@ def add_model_data_args(p: argparse.ArgumentParser, subset: int) -> None:
 
 
 def resolve_common(args: argparse.Namespace) -> None:
-    import torch
+    """The checks every computing command shares, none of which loads anything: numbers,
+    the device, and that the model and dataset exist. Raises ArgumentError."""
+    from ..core import validate
 
-    from ..core.devices import resolve_device
-
+    validate.at_least("--subset", args.subset)
+    validate.at_least("--threads", args.threads, 0)
+    for name in ("steps", "cnn_steps", "seeds", "p_max"):
+        if isinstance(getattr(args, name, None), int):
+            validate.at_least("--" + name.replace("_", "-"), getattr(args, name))
+    if hasattr(args, "patch_size"):
+        validate.patch_size("--patch-size", args.patch_size)
+    if isinstance(getattr(args, "label", None), int):  # grid's --class is a name
+        validate.at_least("--label", args.label, 0)
+    args.device = validate.device(args.device)
+    args.model = str(validate.model_file(args.model or default_model()))
+    args.dataset = str(validate.dataset_path(args.dataset or default_dataset(args.model)))
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
-    args.model = args.model or default_model()
-    args.dataset = args.dataset or default_dataset(args.model)
-    args.device = resolve_device(args.device)
+
+
+def checked_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
+    """run_spec, with the label checked against the model and the training images read
+    (so a dataset that does not fit fails here, before the CNN's first step)."""
+    from ..core import validate
+
+    validate.label(args.label, info)
+    try:
+        spec = run_spec(args, info, seed)
+    except ValueError as e:
+        raise validate.ArgumentError("--machine", f"{args.machine}: {e}") from None
+    validate.training_images(spec, info)
+    return spec
 
 
 def parse_patch_size(text: str) -> int | None:
@@ -132,9 +156,9 @@ class StageBars:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ..core import interrupt, validate
     from ..core.atomic import atomic_write_bytes
     from ..core.pipeline import (
-        load_model,
         patch_schedule,
         run_comparison,
         save_comparison,
@@ -142,14 +166,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     resolve_common(args)
-    info = load_model(args.model, args.device).info
-    spec = run_spec(args, info, args.seed)
+    out = validate.output_folder("--out", args.out)
+    validate.new_files("--out", [out / "trajectory.npz", out / "metrics.json"], args.overwrite)
+    info = validate.load_model(args.model, args.device).info
+    spec = checked_spec(args, info, args.seed)
     bars = StageBars()
     timings: dict[str, float] = {}
     comp = run_comparison(spec, on_progress=bars, timings=timings)
     bars.close()
-    out = Path(args.out)
-    save_comparison(comp, out / "trajectory.npz")
     _, own = schedule_for(info, spec.machine)
     metrics = {
         "spec": json.loads(json.dumps(comp.spec.__dict__)),
@@ -163,7 +187,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "timings": timings,
     }
     text = json.dumps(metrics, indent=2)
-    atomic_write_bytes(out / "metrics.json", lambda f: f.write(text.encode()))
+    with interrupt.deferred():  # both files, or (on Ctrl+C before this) neither
+        save_comparison(comp, out / "trajectory.npz")
+        atomic_write_bytes(out / "metrics.json", lambda f: f.write(text.encode()))
     print(
         f"{spec.machine} vs CNN, seed {args.seed}: final correlation {comp.final_correlation:.4f} "
         f"(CNN {timings['cnn_seconds']:.1f} s, machine {timings['machine_seconds']:.1f} s)"
@@ -196,4 +222,5 @@ def register(sub) -> None:
     add_patch_size_arg(p)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--out", default="runs/run", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a run saved in --out")
     p.set_defaults(func=_cmd_run)

@@ -7,6 +7,7 @@ which refuses any pickle that would construct arbitrary objects.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,17 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelInfo | None]:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CheckpointError(
-                f"{path}: refused or unreadable .pt file (only plain state dicts load; {e})"
-            ) from None
+            # PyTorch's own text runs to many lines and advises weights_only=False,
+            # the very thing that would let the file run code; one sentence says it.
+            wanted = re.search(r"unsupported GLOBAL (\S+)", str(e))
+            if wanted:
+                why = (
+                    f"refused: it asks for {wanted.group(1)}, and loading that could run "
+                    "code (only plain state dicts load)"
+                )
+            else:
+                why = "not a readable checkpoint (neither safetensors nor a PyTorch state dict)"
+            raise CheckpointError(f"{path}: {why}") from None
         info = None
         if isinstance(obj, dict) and "state_dict" in obj:
             meta = obj.get(META_KEY)

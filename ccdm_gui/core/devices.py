@@ -23,3 +23,19 @@ def resolve_device(name: str | None = "auto") -> str:
     if name == "mps" and "mps" not in available_devices():
         raise ValueError("device 'mps' requested but Apple MPS is not available")
     return name
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """ "gpu" or "cpu" when ``e`` says that device's memory ran out, else None; the
+    command line and the window each phrase the advice (a smaller subset, the CPU)."""
+    text = str(e).lower()
+    if isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and "out of memory" in text
+    ):
+        return "gpu"
+    if isinstance(e, MemoryError) or (
+        isinstance(e, RuntimeError)
+        and ("can't allocate memory" in text or "not enough memory" in text)
+    ):
+        return "cpu"
+    return None

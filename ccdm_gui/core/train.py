@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from . import interrupt
+from .atomic import atomic_path
 from .checkpoint import ModelInfo, load_checkpoint, network_params, save_checkpoint
 from .datasets import Dataset
 from .networks import build_network
@@ -35,7 +37,8 @@ class TrainConfig:
     device: str = "cpu"
 
 
-def _opt_path(out: Path) -> Path:
+def optimiser_path(out: Path) -> Path:
+    """Where the optimiser and RNG state of a training saved at ``out`` lie."""
     return out.with_name(out.name + ".optim.pt")
 
 
@@ -84,7 +87,7 @@ def train(
         loaded = load_checkpoint(out, dev)
         net.load_state_dict(loaded.net.state_dict())
         info.training = dict(loaded.info.training)
-        state = torch.load(str(_opt_path(out)), map_location=dev, weights_only=True)
+        state = torch.load(str(optimiser_path(out)), map_location=dev, weights_only=True)
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step = int(state["step"])
@@ -104,17 +107,19 @@ def train(
             "seconds": round(time.time() - t_start, 1),
             "device": str(dev),
         }
-        save_checkpoint(out, net, info)
-        torch.save(
-            {
-                "optimizer": opt.state_dict(),
-                "generator": gen.get_state(),
-                "step": step,
-                "seconds": time.time() - t_start,
-                "ema_loss": ema_loss,
-            },
-            str(_opt_path(out)),
-        )
+        state = {
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "step": step,
+            "seconds": time.time() - t_start,
+            "ema_loss": ema_loss,
+        }
+        # Weights and optimiser state must describe the same step for --resume: Ctrl+C
+        # waits for both, and each file is replaced whole.
+        with interrupt.deferred():
+            save_checkpoint(out, net, info)
+            with atomic_path(optimiser_path(out)) as tmp:
+                torch.save(state, str(tmp))
 
     n = images.shape[0]
     while step < cfg.steps:

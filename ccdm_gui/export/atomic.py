@@ -31,6 +31,9 @@ def error_for(exc: OSError, path: str | os.PathLike) -> ExportError:
     """Turn an OSError (or PyAV's OSError subclasses) into a message a user can act on."""
     path = Path(path)
     code = getattr(exc, "errno", None)
+    if code == errno.ENOENT and path.parent.is_dir():
+        # The folder is there, yet nothing can be made in it (/proc, a vanished mount).
+        return ExportError(f"cannot create {path}: {path.parent} takes no new files or folders")
     if code in (errno.ENOSPC, errno.EDQUOT):
         return ExportError(f"not enough disk space to write {path}")
     if code in (errno.EACCES, errno.EPERM):
@@ -193,13 +196,13 @@ class FolderTransaction:
                     self._created.append(m)
             except OSError as e:
                 self._remove_created()
-                raise error_for(e, folder / "x") from e
+                raise error_for(e, m) from e
         staging = parent / f".ccdm-export-{secrets.token_hex(4)}.part"
         try:
             staging.mkdir()
         except OSError as e:
             self._remove_created()
-            raise error_for(e, folder / (self.names[0] if self.names else "x")) from e
+            raise error_for(e, folder if not self._existed else staging) from e
         self.staging = staging
         return self
 
