@@ -40,11 +40,12 @@ def _suffixed(path: Path, seed: int, many: bool) -> Path:
 
 def _check_frames(args, folder: Path, steps: int) -> None:
     from ..core import validate
+    from ..core.view import View
     from ..export import SIDECAR, frame_names
 
     validate.output_folder("--frames", folder)
     if folder.is_dir() and not args.overwrite:
-        panels = ["cnn", "machine", "provenance"] + (["difference"] if args.diff else [])
+        panels = View(diff=args.diff).panels
         names = [n for step in frame_names(steps, args.layout, panels) for n in step]
         validate.new_files("--frames", [folder / n for n in names + [SIDECAR]], False)
 
