@@ -17,9 +17,10 @@ the same against the rates read just before and just after that case, the faster
 the two, which takes out the machine's drift between cases), and
 the speed-up over a straightforward
 implementation (every patch unfolded, full softmax over all candidates, chunked over
-queries) run in the same process on the same inputs. ``--torch-route`` also times each
-step with the compiled tile pass switched off (what a GPU or a machine without numba
-runs), alternating with it. From windowsums.MIN_NUMBERS on, a CPU step takes the
+queries) run in the same process on the same inputs; "route" the routes the step took
+(core/machines/routes.py). ``--torch-route`` also times each step on the torch route
+(what a GPU or an install without the compiled library and numba runs), alternating
+with it. From routes.WINDOW_SUMS_MIN_NUMBERS on, a CPU step takes the
 window-sum route, which does fewer multiply-adds per logit than the C * P * P the bound
 counts (about C * P * (1 + (P - 1) / W) + 2, W the image width; see windowsums.py): x
 bound below 1 there means faster than the patch dot products could be at this machine's
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,12 +46,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccdm_gui.core.machines import (  # noqa: E402
-    candidate_count,
     dedup,
     fused,
+    logit_count,
     machine_denoise,
     native,
-    windowsums,
+    routes,
 )
 from ccdm_gui.core.machines.candidates import build_problems  # noqa: E402
 from ccdm_gui.core.machines.patches import gather_patches  # noqa: E402
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--torch-route",
         action="store_true",
-        help="also time each step with the compiled tile pass off (the GPU / no-numba route)",
+        help="also time each step on the torch route (a GPU's, or an install's without the"
+        " compiled library and numba)",
     )
     ap.add_argument("--data", nargs="+", choices=["random", "mnist"], default=["random", "mnist"])
     args = ap.parse_args(argv)
@@ -196,13 +199,14 @@ def main(argv: list[str] | None = None) -> None:
         f"(abar = {ab:.4f})  torch {torch.__version__}"
     )
     print(f"this machine: matmul {mm_rate:.1f} GFLOP/s, exp {exp_rate / 1e9:.2f} G/s")
-    route = "on" if fused.available() and device.type == "cpu" else "off"
-    print(f"compiled tile pass (numba, core/machines/fused.py): {route}")
     if device.type == "cpu":
-        fold = f"{native.isa()}, patches up to {native.MAX_DIM} numbers"
-        print(f"compiled fold (foldc.c): {fold if native.available() else native.reason}")
-        ws = f"from C * P * P = {windowsums.MIN_NUMBERS}" if native.available() else "off"
-        print(f"window sums (windowsums.py, wsum_body.h): {ws}")
+        lib = native.isa_name(native.best_isa()) if native.available() else native.reason
+        print(f"compiled library (foldc.c): {lib}; numba's pass: {fused.reason or 'on'}")
+        print(
+            f"routes: window sums from C * P * P = {routes.WINDOW_SUMS_MIN_NUMBERS}, compiled"
+            f" fold up to {routes.FOLD_MAX_NUMBERS}; {routes.ENV_VAR}="
+            f"{os.environ.get(routes.ENV_VAR, '')!r}"
+        )
     for data in args.data:
         train, clean = dataset(data, args.n)
         g = torch.Generator().manual_seed(1)
@@ -225,7 +229,6 @@ def dataset(name: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
-    native_on = native.ENABLED
     print(
         f"\n{data} training images; 'cold s' is the first call (hashing for the patch"
         " merge), 's/step' the best warm one; GFLOP/s, Gexp/s and x bound count every"
@@ -236,7 +239,7 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
     for machine in args.machines:
         boundary = "circular" if machine == "els" else "zeros"
         for p in args.p:
-            pairs = candidate_count(machine, p, boundary, 32, 32, args.n)
+            pairs = logit_count(machine, p, boundary, 32, 32, args.n)
             flops = 2.0 * pairs * p * p
 
             def run(machine=machine, boundary=boundary, p=p):
@@ -244,18 +247,16 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
 
             rates_before = machine_rates(device)
             dedup.clear_cache()
-            cold = best_time(run, device, 1)
+            with routes.watch() as taken:
+                cold = best_time(run, device, 1)
             secs, out = timed(run, device, args.repeat)
             torch_s = math.nan
             if args.torch_route:
-                # Alternating with the compiled route, so both see the same machine mood.
+                # Alternating with the chosen routes, so both see the same machine mood.
                 torch_s = math.inf
                 for _ in range(args.repeat):
-                    fused.ENABLED = native.ENABLED = False
-                    try:
+                    with routes.override("torch"):
                         torch_s = min(torch_s, best_time(run, device, 1))
-                    finally:
-                        fused.ENABLED, native.ENABLED = True, native_on
                     secs = min(secs, best_time(run, device, 1))
             # This machine's speed drifts within a run: the rates are measured again after
             # each case, and the fastest reading of the table counts for all its rows
@@ -301,6 +302,7 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
                 f"{naive_s:>9.2f}{speedup:>9.1f}{diff:>10.1e}{fused_s:>9.3f}{fused_x:>8.2f}"
                 f"{paper:>9.1f}"
                 + (f"{torch_s:>9.3f}{torch_s / secs:>8.2f}" if args.torch_route else "")
+                + f"  {'+'.join(sorted({r.value for r in taken}))}"
             )
             rows.append((head, f"{adjacent:>7.2f}{tail}", check, secs, flops, pairs))
             print(f"  ({name} P = {p} done)", file=sys.stderr, flush=True)
@@ -309,6 +311,7 @@ def table(args, data, train, x, ab, device, mm_rate, exp_rate) -> None:
         f"{'x bound':>9}{'x adj':>7}{'naive s':>9}{'speed-up':>9}{'max|dx0|':>10}{'flash s':>9}"
         f"{'x flash':>8}{'paper s':>9}"
         + (f"{'torch s':>9}{'x torch':>8}" if args.torch_route else "")
+        + "  route"
     )
     for head, tail, check, secs, flops, pairs in rows:
         bound = flops / (mm_rate * 1e9) + pairs / exp_rate

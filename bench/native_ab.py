@@ -4,10 +4,11 @@
     .venv/bin/python bench/native_ab.py --data mnist --p 3 5
 
 For each machine and patch size, the step of bench/machines.py (N = 1,000, t = 0.5)
-runs with the kernel taking every patch length (native.MAX_DIM lifted) and with it
-off (numba's pass after torch's product), alternately, best of --repeat each; the first
-round is a warm-up. The ratio numba / kernel above 1 means the kernel is faster; where
-it is below 1 the machines route those patches to numba (native.MAX_DIM).
+runs on the compiled fold and on numba's route (numba's pass after torch's product),
+each forced for every patch length through routes.override, alternately, best of
+--repeat each; the first round is a warm-up. The ratio numba / kernel above 1 means the
+kernel is faster; where it is below 1 the machines route those patches to numba
+(routes.FOLD_MAX_NUMBERS).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machines import dataset  # noqa: E402
 
-from ccdm_gui.core.machines import machine_denoise, native  # noqa: E402
+from ccdm_gui.core.machines import machine_denoise, native, routes  # noqa: E402
 from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
 
 
@@ -39,24 +40,23 @@ def main(argv: list[str] | None = None) -> None:
     if not native.available():
         raise SystemExit(f"the compiled fold is off: {native.reason}")
     torch.set_num_threads(args.threads)
-    native.MAX_DIM = 1 << 30
     ab = float(abar_of(torch.tensor(0.5)))
     train, clean = dataset(args.data, 1000)
     g = torch.Generator().manual_seed(1)
     x = math.sqrt(ab) * clean + math.sqrt(1 - ab) * torch.randn(1, 1, 32, 32, generator=g)
-    print(f"{args.data} data, N = 1000, t = 0.5, {args.threads} threads, kernel {native.isa()}")
+    kernel = native.isa_name(native.best_isa())
+    print(f"{args.data} data, N = 1000, t = 0.5, {args.threads} threads, kernel {kernel}")
     print(f"{'machine':14s}{'P':>3s}{'kernel s':>10s}{'numba s':>9s}{'numba/kernel':>14s}")
     for machine, boundary in (("els", "circular"), ("bbels", "zeros")):
         for p in args.p:
             best = {True: math.inf, False: math.inf}
             for rep in range(args.repeat + 1):
                 for on in (True, False):
-                    native.ENABLED = on
-                    t0 = time.perf_counter()
-                    machine_denoise(x, ab, train, machine, p, boundary)
+                    with routes.override("fold" if on else "numba"):
+                        t0 = time.perf_counter()
+                        machine_denoise(x, ab, train, machine, p, boundary)
                     if rep:
                         best[on] = min(best[on], time.perf_counter() - t0)
-            native.ENABLED = True
             ratio = best[False] / best[True]
             print(f"{machine:14s}{p:>3d}{best[True]:>10.3f}{best[False]:>9.3f}{ratio:>14.2f}")
 

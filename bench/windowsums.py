@@ -6,8 +6,9 @@ patches, alternately in this process, on the benchmark's data (bench/machines.py
 For each machine (ELS circular, bbELS) and patch size: the best step of each route
 over the rounds (one step of each per round, in turn), their ratio (streamed / window
 sums: above 1, window sums are faster) and the largest difference of x0 between them.
-windowsums.MIN_NUMBERS is the shortest patch (C * P * P) from which the ratio stays
-above 1.
+routes.WINDOW_SUMS_MIN_NUMBERS is the shortest patch (C * P * P) from which the ratio
+stays above 1. Both sides are forced through routes.override: the window sums on every
+P, against the automatic choice without them (fold, numba, torch).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machines import dataset  # noqa: E402
 
-from ccdm_gui.core.machines import machine_denoise, windowsums  # noqa: E402
+from ccdm_gui.core.machines import machine_denoise, routes  # noqa: E402
 from ccdm_gui.core.schedule import abar as abar_of  # noqa: E402
 
 
@@ -52,14 +53,12 @@ def main(argv=None) -> None:
                 outs = {}
                 for rnd in range(args.rounds + 1):  # round 0 warms both up
                     for on in (True, False):
-                        windowsums.ENABLED, floor = on, windowsums.MIN_NUMBERS
-                        windowsums.MIN_NUMBERS = 1
-                        try:
+                        # Forced on every P; off: the automatic choice without them.
+                        allowed = ("window-sums",) if on else ("fold", "numba", "torch")
+                        with routes.override(*allowed):
                             t0 = time.perf_counter()
                             outs[on] = machine_denoise(x, ab, train, machine, p, boundary).x0
                             secs = time.perf_counter() - t0
-                        finally:
-                            windowsums.ENABLED, windowsums.MIN_NUMBERS = True, floor
                         if rnd:
                             best[on] = min(best[on], secs)
                 diff = (outs[True] - outs[False]).abs().max().item()

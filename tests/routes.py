@@ -1,23 +1,35 @@
-"""Which CPU route the score machines take in a test: the compiled fold (foldc.c, with
-AVX-512 or AVX2), numba's tile pass, or torch alone (the route of GPUs and float64)."""
+"""Running a test on one route: through the one override every user has (routes.override,
+the context-manager form of CCDM_ROUTE), with a record of the routes taken so the test
+can assert that the route it meant is the one that ran."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
+import torch
 
-from ccdm_gui.core.machines import fused, native
+from ccdm_gui.core.machines import native, routes
+from ccdm_gui.core.machines.routes import Route
 
-ROUTES = ("native", "native-avx2", "numba", "torch")
+# A task every CPU route can compute where its library and numba are there.
+_ANY_CPU_TASK = routes.Task("cpu", torch.float32, 9, 1, rectangles=True)
+# The streamed routes a CPU test can force: the compiled fold with the widest code this
+# CPU runs, its AVX2 code (every AVX-512 CPU has AVX2 too), numba's pass, torch alone.
+STREAMED = ("fold", "fold-avx2", "numba", "torch")
 
 
-def use_route(monkeypatch, route: str) -> None:
-    assert route in ROUTES, route
-    is_native = route.startswith("native")
-    if is_native and not native.available():
-        pytest.fail(f"the compiled fold is not available: {native.reason}")
-    monkeypatch.setattr(native, "ENABLED", is_native)
-    # By default long patches go to numba (native.MAX_DIM); here the kernel takes all.
-    monkeypatch.setattr(native, "MAX_DIM", 1 << 30)
-    monkeypatch.setattr(fused, "ENABLED", route == "numba")
-    if route == "native-avx2":  # every AVX-512 CPU has AVX2 too: its code runs here
-        monkeypatch.setattr(native, "_isa", 1)
+def resolve(name: str) -> Route:
+    """The route a name stands for on this CPU (a family: its widest code here)."""
+    for route in routes.Override.parse(name).routes:
+        if routes.failing_check(route, _ANY_CPU_TASK, pays=False) is None:
+            return route
+    pytest.fail(f"{name} cannot run here: compiled library {native.reason or 'loaded'}")
+
+
+@contextmanager
+def only(name: str):
+    """Inside the block only route ``name`` computes; yields the list of routes taken."""
+    route = resolve(name)
+    with routes.override(route), routes.watch() as taken:
+        yield taken

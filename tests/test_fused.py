@@ -1,5 +1,5 @@
-"""The compiled CPU passes (numba's core/machines/fused.py and the compiled fold,
-foldc.c through native.py) against float64 arithmetic."""
+"""The streamed routes' states (the compiled fold, foldc.c through native.py; numba's
+pass, core/machines/fused.py; torch) against float64 arithmetic."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from routes import use_route
+from routes import STREAMED, resolve
 
-from ccdm_gui.core.machines import fused, native, streaming
-from ccdm_gui.core.machines.streaming import KeyChunk, StreamingSoftmax
+from ccdm_gui.core.machines import fused, native, routes
+from ccdm_gui.core.machines.stream_fold import FoldStream
+from ccdm_gui.core.machines.stream_numba import NumbaStream
+from ccdm_gui.core.machines.streaming import KeyChunk
+from ccdm_gui.core.machines.streams import open_stream
+
+COMPILED = ("fold", "fold-avx2", "numba")
+_CLASSES = {"fold": FoldStream, "fold-avx2": FoldStream, "numba": NumbaStream}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,21 +81,20 @@ def _softmax_reference(q, keys, values, counts, key_scale):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("tile", [7, 64, 10_000])
 @pytest.mark.parametrize("margin", [0.0, 20.0])
-@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
-def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, margin, route):
+@pytest.mark.parametrize("route", STREAMED)
+def test_streamed_tiles_match_a_direct_softmax(cv, weighted, tile, margin, route):
     # Chunks come in order of growing logit scale, so later tiles beat the shift by far
     # more than the rebase margin; the first chunk sets it from nothing. With no margin
     # every improvement moves the shift by a little, and the kept sums must follow.
     # The compiled fold has no tiles but blocks of keys: tile sets their size.
-    use_route(monkeypatch, route)
-    monkeypatch.setattr(streaming, "_REBASE32", np.float32(margin))
-    monkeypatch.setattr(native, "_BLOCK_FLOATS", tile * (6 + 2 + cv))
     g = torch.Generator().manual_seed(cv * 100 + tile + weighted)
     # 100 queries: 7 lane blocks, several per thread.
     groups, m, d = 2, {7: 5, 64: 37, 10_000: 100}[tile], 6
     q = torch.randn(groups, m, d, generator=g)
-    st = StreamingSoftmax(q, 0.4, cv, tile_elements=tile * groups * m)
-    assert st.fused if route == "numba" else st.native
+    st = open_stream(q, 0.4, cv, tile_elements=tile * groups * m, route=resolve(route))
+    st.rebase = margin
+    if isinstance(st, FoldStream):
+        st.block_floats = tile * (6 + 2 + cv)
     allk, allv, allc = [], [], []
     for i, (scale, k) in enumerate([(0.5, 9), (3.0, 40), (8.0, 23)]):
         keys = torch.randn(groups, d, k, generator=g) * scale
@@ -113,15 +118,14 @@ def test_streamed_tiles_match_a_direct_softmax(monkeypatch, cv, weighted, tile, 
     assert torch.equal(flat + res.best_kpos, top)
 
 
-@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
-def test_tiny_weights_vanish_instead_of_going_denormal(monkeypatch, route):
+@pytest.mark.parametrize("route", STREAMED)
+def test_tiny_weights_vanish_instead_of_going_denormal(route):
     # Logits far below the row's best contribute nothing (and must not turn into NaN or
     # slow denormals): one key dominates by 1000 nats.
-    use_route(monkeypatch, route)
     q = torch.ones(1, 2, 1)
     keys = torch.tensor([[[0.0, 1000.0, -1000.0, 3.0]]])
     bank = torch.cat([keys, torch.empty(1, 2, 4), torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])], 1)
-    st = StreamingSoftmax(q, 0.0, 1)
+    st = open_stream(q, 0.0, 1, route=resolve(route))
     st.update(KeyChunk(bank, 0, 0, 4))
     res = st.result()
     assert torch.equal(res.best_kpos, torch.tensor([[1, 1]]))
@@ -131,15 +135,15 @@ def test_tiny_weights_vanish_instead_of_going_denormal(monkeypatch, route):
     assert math.isfinite(float(res.entropy.sum()))
 
 
-@pytest.mark.parametrize("route", ["numba", "native", "native-avx2"])
-def test_tiles_of_negligible_candidates_are_skipped(monkeypatch, route):
+@pytest.mark.parametrize("route", COMPILED)
+def test_tiles_of_negligible_candidates_are_skipped(route):
     # A second chunk whose every logit lies ~1400 nats below the winner's adds nothing;
     # its values are NaN, so a result without NaN shows those rows were never read.
-    use_route(monkeypatch, route)
     q = torch.ones(1, 3, 1)
     near = torch.tensor([[[2.0, 1.0]]])
     far = torch.full((1, 1, 50), -1000.0)
-    st = StreamingSoftmax(q, 0.1, 1, tile_elements=3 * 16)
+    st = open_stream(q, 0.1, 1, tile_elements=3 * 16, route=resolve(route))
+    assert isinstance(st, _CLASSES[route])
     bank = torch.cat([near, torch.empty(1, 2, 2), torch.tensor([[[5.0, 7.0]]])], 1)
     st.update(KeyChunk(bank, 0, 0, 2))
     st.update(KeyChunk(torch.cat([far, torch.empty(1, 2, 50), far * math.nan], 1), 1, 0, 50))
@@ -151,22 +155,23 @@ def test_tiles_of_negligible_candidates_are_skipped(monkeypatch, route):
 
 
 def test_a_pass_that_fails_to_compile_leaves_the_torch_route(monkeypatch):
-    # A broken numba install must cost speed, not the computation.
+    # A broken numba install must cost speed, not the computation: numba's route fails
+    # its check, and the next allowed one runs.
     from ccdm_gui.core.machines import machine_denoise
 
     def broken():
         raise RuntimeError("no LLVM here")
 
-    monkeypatch.setattr(native, "ENABLED", False)
     monkeypatch.setattr(fused, "_ready", False)
-    monkeypatch.setattr(fused, "ENABLED", True)
     monkeypatch.setattr(fused, "reason", "")
     monkeypatch.setattr(fused, "_warm_up", broken)
     g = torch.Generator().manual_seed(2)
     train = torch.rand(5, 1, 6, 7, generator=g) * 2 - 1
     x = torch.randn(1, 1, 6, 7, generator=g)
-    with pytest.warns(UserWarning, match="no LLVM here"):
-        out = machine_denoise(x, 0.6, train, "els", 3, "circular")
+    with routes.override("numba", "torch"), routes.watch() as taken:
+        with pytest.warns(UserWarning, match="no LLVM here"):
+            out = machine_denoise(x, 0.6, train, "els", 3, "circular")
+    assert taken == [routes.Route.TORCH]
     assert not fused.available() and "no LLVM here" in fused.reason
     monkeypatch.undo()
     assert fused.available()
@@ -180,7 +185,7 @@ _FEATURES_PROBE = (
 
 
 def _probe(env_extra: dict) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "CCDM_NO"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU")}
     env.update(env_extra)
     run = subprocess.run(
         [sys.executable, "-c", _FEATURES_PROBE], env=env, capture_output=True, text=True
@@ -198,15 +203,15 @@ def test_wide_vectors_only_where_the_cpu_has_them_and_the_user_did_not_choose():
         assert found.endswith(",-prefer-256-bit")
     else:
         assert found == "unset"
-    assert _probe({"CCDM_NO_WIDE": "1"}) == "unset"
     assert _probe({"NUMBA_CPU_FEATURES": "+sse2"}) == "+sse2"
 
 
 def test_the_pass_is_compiled_with_512_bit_vectors_on_avx512():
     import llvmlite.binding as llvm
 
-    if not llvm.get_host_cpu_features().get("avx512f") or fused.switched_off("CCDM_NO_WIDE"):
-        pytest.skip("this CPU has no AVX-512 (or wide vectors were switched off)")
+    own = os.environ.get("NUMBA_CPU_NAME") or os.environ.get("NUMBA_CPU_FEATURES")
+    if not llvm.get_host_cpu_features().get("avx512f") or own:
+        pytest.skip("this CPU has no AVX-512 (or the user chose numba's CPU features)")
 
     # Compiled here, not loaded from numba's cache (whose functions keep no assembly).
     @fused.njit(fastmath=fused._FAST, cache=False)
@@ -221,33 +226,27 @@ def test_the_pass_is_compiled_with_512_bit_vectors_on_avx512():
     assert "zmm" in asm
 
 
-def test_the_compiled_fold_is_chosen_by_cpu_and_switched_off_by_the_environment():
+def test_the_compiled_fold_runs_the_widest_code_of_this_cpu():
     import llvmlite.binding as llvm
 
     features = llvm.get_host_cpu_features()
     want = "AVX-512" if features.get("avx512f") and features.get("avx512dq") else "AVX2"
-    assert native.isa() == want
-    code = "from ccdm_gui.core.machines import native; print(native.available(), native.reason)"
-    env = {**os.environ, "CCDM_NO_NATIVE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
-    assert proc.stdout.strip() == "False CCDM_NO_NATIVE"
+    assert native.isa_name(native.best_isa()) == want
+    assert resolve("fold").isa == native.best_isa()
 
 
-def test_the_avx2_code_matches_the_avx512_code(monkeypatch):
+def test_the_avx2_code_matches_the_avx512_code():
     # Both codes of the kernel on one problem with several blocks of keys and a query
     # count that is no multiple of either lane count.
     g = torch.Generator().manual_seed(9)
     q = torch.randn(3, 45, 9, generator=g)
     keys = torch.randn(3, 9, 300, generator=g)
     bank = torch.cat([keys, torch.empty(3, 2, 300), torch.randn(3, 3, 300, generator=g)], 1)
-    monkeypatch.setattr(native, "_BLOCK_FLOATS", 64 * 14)
     results = []
-    for route in ("native", "native-avx2"):
-        use_route(monkeypatch, route)
-        st = StreamingSoftmax(q, 0.3, 3)
-        assert st.native
+    for route in ("fold", "fold-avx2"):
+        st = open_stream(q, 0.3, 3, route=resolve(route))
+        assert isinstance(st, FoldStream)
+        st.block_floats = 64 * 14
         st.update(KeyChunk(bank.clone(), 0, 0, 300))
         results.append(st.result())
     a, b = results
@@ -258,7 +257,7 @@ def test_the_avx2_code_matches_the_avx512_code(monkeypatch):
 
 def test_an_install_without_the_compiled_fold_says_so_and_runs(monkeypatch):
     # No C compiler at install time: the extension is missing, the machines take numba.
-    for name in ("_lib", "_isa", "reason", "ENABLED"):
+    for name in ("_lib", "_best_isa", "reason"):
         monkeypatch.setattr(native, name, getattr(native, name))
     import ccdm_gui.core.machines as machines
 
@@ -266,7 +265,7 @@ def test_an_install_without_the_compiled_fold_says_so_and_runs(monkeypatch):
     monkeypatch.delattr(machines, "_foldc", raising=False)
     native._lib = None
     native._load()
-    assert native._lib is None and "not built" in native.reason
-    monkeypatch.setattr(native, "ENABLED", False)
-    st = StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 1)
-    assert st.fused and not st.native
+    assert not native.available() and native.best_isa() == 0 and "not built" in native.reason
+    with routes.watch() as taken:
+        st = open_stream(torch.zeros(1, 4, 9), 0.5, 1)
+    assert isinstance(st, NumbaStream) and taken == [routes.Route.NUMBA]

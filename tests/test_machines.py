@@ -16,16 +16,15 @@ from machine_reference import (
     reference_denoise,
     reference_top,
 )
-from routes import use_route
+from routes import only, resolve
 
 from ccdm_gui.core.machines import (
     api,
-    candidate_count,
     dedup,
-    fused,
     local,
+    logit_count,
     machine_denoise,
-    native,
+    routes,
     top_candidates,
 )
 from ccdm_gui.core.sampler import initial_noise, sample
@@ -77,7 +76,7 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
 
 @pytest.mark.parametrize(
     "chunk,route",
-    [(None, "native"), (13, "native-avx2"), (None, "numba"), (13, "numba"), (13, "torch")],
+    [(None, "fold"), (13, "fold-avx2"), (None, "numba"), (13, "numba"), (13, "torch")],
 )
 @pytest.mark.parametrize(
     "machine,boundary,p,c,h,w,ab",
@@ -89,50 +88,44 @@ def test_patch_machines_match_reference(machine, boundary, p, c, h, w, ab, seed)
     ],
 )
 def test_large_patches_on_larger_images_match_reference(
-    monkeypatch, machine, boundary, p, c, h, w, ab, chunk, route
+    machine, boundary, p, c, h, w, ab, chunk, route
 ):
     # The sizes above fall back to LS from P = 7 on; here P = 7 and 9 run the real
     # machines (bbELS with edge strips 3 and 4 pixels deep), with chunk=13 in several
-    # chunks of images too, on each CPU route.
-    use_route(monkeypatch, route)
-    x, train = random_case(40 + p + c, c, h, w, 9, 2, ab)
-    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=chunk)
+    # chunks of images too, on each streamed CPU route (by default these patches take
+    # the window sums: test_windowsums.py).
+    with only(route) as taken:
+        x, train = random_case(40 + p + c, c, h, w, 9, 2, ab)
+        out = machine_denoise(x, ab, train, machine, p, boundary, chunk=chunk)
+    assert taken == [resolve(route)] * _routed_problems(machine, p, h, w)
     assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
-def test_float32_on_a_cpu_takes_the_compiled_fold(monkeypatch):
-    # The compiled fold is built on install here (and numba is a dependency): the
-    # reference cases above must be exercising them, not silently the torch route.
-    from ccdm_gui.core.machines.streaming import StreamingSoftmax
-
-    assert native.available(), native.reason
-    assert fused.available(), fused.reason
-    st = StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3)
-    assert st.native and not st.fused
-    long = StreamingSoftmax(torch.zeros(1, 4, native.MAX_DIM + 1), 0.5, 1)  # P = 11 and up
-    assert long.fused and not long.native
-    for dtype, cv in [(torch.float64, 3), (torch.float32, 64)]:  # float64; the ideal machine
-        st = StreamingSoftmax(torch.zeros(1, 4, 9, dtype=dtype), 0.5, cv)
-        assert not st.native and not st.fused
-    monkeypatch.setattr(native, "ENABLED", False)
-    assert StreamingSoftmax(torch.zeros(1, 4, 9), 0.5, 3).fused
+def _routed_problems(machine: str, p: int, h: int, w: int) -> int:
+    """How many problems of a machine call take a route: ELS one, bbELS its interior and
+    four edge strips (its corners, and LS, are local.py's)."""
+    if machine == "ls" or p >= min(h, w):
+        return 0
+    return 1 if machine == "els" or p == 1 else 5
 
 
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[2::4])
-def test_numba_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
+def test_numba_route_matches_reference(machine, boundary, p, c, h, w, ab, seed):
     # Where the compiled fold is not built (no C compiler at install, no AVX2).
-    use_route(monkeypatch, "numba")
-    x, train = random_case(seed + 200, c, h, w, 1 + (seed * 3) % 13, 2, ab)
-    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=11)
+    with only("numba") as taken:
+        x, train = random_case(seed + 200, c, h, w, 1 + (seed * 3) % 13, 2, ab)
+        out = machine_denoise(x, ab, train, machine, p, boundary, chunk=11)
+    assert taken == [routes.Route.NUMBA] * _routed_problems(machine, p, h, w)
     assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,ab,seed", _patch_cases()[::4])
-def test_torch_route_matches_reference(monkeypatch, machine, boundary, p, c, h, w, ab, seed):
+def test_torch_route_matches_reference(machine, boundary, p, c, h, w, ab, seed):
     # The route a GPU (or a machine without numba) takes, checked here on the CPU.
-    use_route(monkeypatch, "torch")
-    x, train = random_case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
-    out = machine_denoise(x, ab, train, machine, p, boundary, chunk=9)
+    with only("torch") as taken:
+        x, train = random_case(seed + 100, c, h, w, 1 + (seed * 5) % 13, 2, ab)
+        out = machine_denoise(x, ab, train, machine, p, boundary, chunk=9)
+    assert taken == [routes.Route.TORCH] * _routed_problems(machine, p, h, w)
     assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
@@ -230,10 +223,9 @@ def _mostly_constant(seed: int, n: int, c: int, h: int, w: int) -> torch.Tensor:
 
 
 @pytest.fixture
-def fresh_dedup(monkeypatch):
+def fresh_dedup():
     dedup.clear_cache()
     yield
-    monkeypatch.setattr(dedup, "ENABLED", True)
     dedup.clear_cache()
 
 
@@ -241,9 +233,7 @@ def fresh_dedup(monkeypatch):
     "machine,boundary", [("els", "circular"), ("els", "zeros"), ("bbels", "zeros")]
 )
 @pytest.mark.parametrize("p,c,ab", [(3, 1, 0.3), (3, 3, 0.9), (5, 1, 0.9), (1, 1, 0.6)])
-def test_merged_duplicates_match_unmerged_and_reference(
-    machine, boundary, p, c, ab, fresh_dedup, monkeypatch
-):
+def test_merged_duplicates_match_unmerged_and_reference(machine, boundary, p, c, ab, fresh_dedup):
     n, h, w = 7, 9, 8
     train = _mostly_constant(p + c, n, c, h, w)
     g = torch.Generator().manual_seed(1)
@@ -252,8 +242,10 @@ def test_merged_duplicates_match_unmerged_and_reference(
     (entry,) = [e for _, e in dedup._cache.values()]
     assert entry is not None and entry.counts.numel() < 0.75 * n * (h - p + 1) * (w - p + 1)
     again = machine_denoise(x, ab, train, machine, p, boundary, chunk=5)  # cached, re-chunked
-    monkeypatch.setattr(dedup, "ENABLED", False)
-    plain = machine_denoise(x, ab, train, machine, p, boundary)
+    dedup.clear_cache()
+    with routes.override(merge=False):
+        plain = machine_denoise(x, ab, train, machine, p, boundary)
+    assert not dedup._cache  # never asked for merged keys
     ref = reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary)
     for out in (merged, again, plain):
         assert_matches(out, ref)
@@ -351,7 +343,7 @@ def test_top_candidates_match_reference(machine, boundary, p, pixel):
 
 @pytest.mark.parametrize("machine,boundary", COMBOS + [("ideal", "zeros")])
 @pytest.mark.parametrize("p", [1, 3, 5, 9])
-def test_candidate_count_matches_the_table(machine, boundary, p):
+def test_logit_count_matches_the_table(machine, boundary, p):
     h, w, n = 7, 9, 3
     train = np.zeros((n, 1, h, w))
     if machine == "ideal":
@@ -360,7 +352,7 @@ def test_candidate_count_matches_the_table(machine, boundary, p):
         expected = sum(
             len(candidates(train, machine, p, boundary, r, c)) for r in range(h) for c in range(w)
         )
-    assert candidate_count(machine, p, boundary, h, w, n) == expected
+    assert logit_count(machine, p, boundary, h, w, n) == expected
 
 
 def _bad(**over):
@@ -480,22 +472,23 @@ def test_strip_keys_are_the_edge_windows_in_strip_order(p, c, h, w):
                     torch.testing.assert_close(aux[2:], train[i, :, r, col])
 
 
-def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor(monkeypatch):
-    # The torch route (GPUs, float64, no numba; the compiled pass always clamps). The
+def test_clamp_is_skipped_only_where_no_logit_can_reach_the_floor():
+    # The torch route (GPUs, float64, no numba; the compiled passes always clamp). The
     # clamp before exp keeps float32 denormals out; a chunk may skip it only when a norm
     # bound shows every logit minus the shift stays above the floor. Checked against
     # every logit of every chunk, with the shift as it stands after the chunk (the shift
     # only grows, so that is the lowest the logits of the chunk ever were).
-    from ccdm_gui.core.machines.streaming import FLOOR, KeyChunk, StreamingSoftmax
+    from ccdm_gui.core.machines.limits import FLOOR
+    from ccdm_gui.core.machines.stream_torch import TorchStream
+    from ccdm_gui.core.machines.streaming import KeyChunk
 
-    use_route(monkeypatch, "torch")
     g = torch.Generator().manual_seed(3)
     seen = set()
     for d, ab, spread in [(9, 0.5, 1.0), (9, 0.5, 3.0), (49, 0.5, 1.0), (9, 0.99, 1.0)]:
         a, v = math.sqrt(ab), 1 - ab
         ks = a * a / (2 * v)
         q = (torch.rand(1, 40, d, generator=g) * 2 - 1) * (a / v)
-        st = StreamingSoftmax(q, ks, 1, tile_elements=40 * 16)
+        st = TorchStream(q, ks, 1, tile_elements=40 * 16)
         for _ in range(4):
             patches = (torch.rand(1, d, 64, generator=g) * 2 - 1) * spread
             bank = torch.cat([patches, torch.empty(1, 2, 64), patches[:, :1]], 1)

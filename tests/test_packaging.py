@@ -102,10 +102,10 @@ def _assert_selftest(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, out
     assert "FAIL" not in proc.stdout, out
     assert "self-test OK" in proc.stdout, out
-    # numba is bundled: the frozen app must compile and run the CPU machines' tile pass
-    assert "CPU machines: compiled tile pass" in proc.stdout, out
-    # and so is the compiled fold (foldc.c, an extension module)
-    assert "compiled fold (AVX" in proc.stdout, out
+    # The compiled library (foldc.c, an extension module) is bundled: the window sums and
+    # the compiled fold run; and so is numba: its route compiles and runs.
+    assert "P=3 fold-avx" in proc.stdout and "P=7 window-sums-avx" in proc.stdout, out
+    assert ", numba" in proc.stdout and "off:" not in proc.stdout, out
 
 
 @packaging

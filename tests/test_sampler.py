@@ -66,9 +66,6 @@ def test_grid():
 
     sampler.sample(record, torch.zeros(1, 1, 2, 2), 5)
     assert seen == [1.0, 0.8, 0.6, 0.4, 0.2]
-    seen.clear()
-    sampler.sample(record, torch.zeros(1, 1, 2, 2), 5, start_index=1)  # the quirk option
-    assert seen == [0.8, 0.6, 0.4, 0.2]
 
 
 @pytest.mark.parametrize("n", [1, 3, 20])

@@ -8,26 +8,12 @@ import numpy as np
 import pytest
 import torch
 from machine_reference import assert_matches, random_case, reference_denoise
+from routes import only, resolve
 
-from ccdm_gui.core.machines import machine_denoise, native, windowsums
+from ccdm_gui.core.machines import machine_denoise, native, routes, windowsums
+from ccdm_gui.core.machines.routes import Route
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="needs the compiled fold")
-
-
-@pytest.fixture
-def every_patch(monkeypatch):
-    """The route for every patch size (by default only long patches take it), and a spy
-    that counts its calls so a test knows it ran."""
-    monkeypatch.setattr(windowsums, "MIN_NUMBERS", 1)
-    calls = []
-    fold = windowsums.fold
-
-    def spy(*args, **kw):
-        calls.append(args[3])
-        return fold(*args, **kw)
-
-    monkeypatch.setattr(windowsums, "fold", spy)
-    return calls
 
 
 CASES = [
@@ -44,82 +30,69 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("isa", [2, 1], ids=["avx512", "avx2"])
+@pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("machine,boundary,p,c,h,w,n,ab", CASES)
-def test_window_sums_match_reference(
-    every_patch, monkeypatch, isa, machine, boundary, p, c, h, w, n, ab
-):
-    if isa > native._isa:
+def test_window_sums_match_reference(isa, machine, boundary, p, c, h, w, n, ab):
+    # Forced, the route takes every patch size (by default only long patches).
+    if isa == "avx512" and native.best_isa() < native.AVX512:
         pytest.skip("this CPU lacks AVX-512")
-    monkeypatch.setattr(native, "_isa", isa)
     x, train = random_case(p * 10 + c + n, c, h, w, n, 2, ab)
-    out = machine_denoise(x, ab, train, machine, p, boundary)
-    assert every_patch, "the window-sum route did not run"
+    with only(f"window-sums-{isa}") as taken:
+        out = machine_denoise(x, ab, train, machine, p, boundary)
+    assert set(taken) == {Route(f"window-sums-{isa}")}, "the window-sum route did not run"
     assert_matches(out, reference_denoise(x.numpy(), ab, train.numpy(), machine, p, boundary))
 
 
-def test_blocks_split_over_two_threads_match_reference(every_patch):
+def test_blocks_split_over_two_threads_match_reference():
     # 100 images: 4 blocks of 32 lanes (7 of 16 with AVX2), taken by two threads whose
     # states are merged at the end; the last block is partly empty.
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         x, train = random_case(5, 1, 12, 12, 100, 1, 0.6)
-        out = machine_denoise(x, 0.6, train, "bbels", 5, "zeros")
+        with only("window-sums") as taken:
+            out = machine_denoise(x, 0.6, train, "bbels", 5, "zeros")
     finally:
         torch.set_num_threads(before)
-    assert every_patch
+    assert taken
     assert_matches(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 5, "zeros"))
 
 
-def test_peaked_weights_move_the_shift(every_patch):
+def test_peaked_weights_move_the_shift():
     # abar near 1: logits spread over thousands, so the lazy shift moves many times.
     x, train = random_case(8, 1, 10, 10, 20, 2, 0.995)
-    out = machine_denoise(x, 0.995, train, "els", 3, "circular")
-    assert every_patch
+    with only("window-sums") as taken:
+        out = machine_denoise(x, 0.995, train, "els", 3, "circular")
+    assert taken
     assert_matches(out, reference_denoise(x.numpy(), 0.995, train.numpy(), "els", 3, "circular"))
 
 
-def test_strided_training_images_are_read_through_their_strides(every_patch):
+def test_strided_training_images_are_read_through_their_strides():
     g = torch.Generator().manual_seed(3)
     stored = torch.rand(7, 2, 11, 9, generator=g) * 2 - 1  # [N, C, W, H] in memory
     train = stored.transpose(2, 3)  # [N, C, H, W], not contiguous
     x = train[:2].clone() * 0.8 + 0.2 * torch.randn(2, 2, 9, 11, generator=g)
-    out = machine_denoise(x, 0.64, train, "bbels", 5, "zeros")
-    assert every_patch
+    with only("window-sums") as taken:
+        out = machine_denoise(x, 0.64, train, "bbels", 5, "zeros")
+    assert taken
     ref = reference_denoise(x.numpy(), 0.64, train.numpy(), "bbels", 5, "zeros")
     assert_matches(out, ref)
 
 
-def test_long_patches_take_the_route_and_agree_with_the_streamed_one(monkeypatch):
-    calls = []
-    fold = windowsums.fold
-    monkeypatch.setattr(windowsums, "fold", lambda *a, **k: calls.append(1) or fold(*a, **k))
+def test_long_patches_take_the_route_and_agree_with_the_streamed_one():
     x, train = random_case(12, 1, 24, 24, 50, 1, 0.5)
-    p = windowsums.min_patch() + 2
-    fast = machine_denoise(x, 0.5, train, "els", p, "circular")
-    assert calls
-    monkeypatch.setattr(windowsums, "ENABLED", False)
-    streamed = machine_denoise(x, 0.5, train, "els", p, "circular")
-    assert len(calls) == 1
+    p = routes.shortest_window_sums_patch() + 2
+    with routes.watch() as taken:
+        fast = machine_denoise(x, 0.5, train, "els", p, "circular")
+        with routes.override("fold", "numba", "torch"):  # the automatic choice without them
+            streamed = machine_denoise(x, 0.5, train, "els", p, "circular")
+    assert taken == [resolve("window-sums"), resolve("fold")]
     np.testing.assert_allclose(fast.x0.numpy(), streamed.x0.numpy(), atol=1e-4)
     np.testing.assert_allclose(fast.weight.numpy(), streamed.weight.numpy(), atol=1e-4)
     np.testing.assert_allclose(fast.entropy.numpy(), streamed.entropy.numpy(), atol=1e-4)
     clear = streamed.weight.numpy() > 0.51  # the runner-up weighs under 0.49: no near-tie
     assert clear.any()
     assert np.array_equal(fast.source_index.numpy()[clear], streamed.source_index.numpy()[clear])
-
-
-def test_short_patches_float64_and_gpus_keep_the_streamed_route():
-    p = windowsums.min_patch()
-    x = torch.zeros(1, 1, 8, 8)
-    assert windowsums.applies(x, p)
-    assert not windowsums.applies(x, p - 2)
-    assert not windowsums.applies(x.double(), p)
-    # colour patches have three times the numbers: a shorter one already qualifies
-    assert windowsums.min_patch(3) < p
-    assert windowsums.applies(torch.zeros(1, 3, 8, 8), windowsums.min_patch(3))
-    assert not windowsums.applies(torch.zeros(1, 3, 8, 8), windowsums.min_patch(3) - 2)
 
 
 def test_rectangles_are_recognised_only_when_full():

@@ -113,7 +113,10 @@ def check_machine(ctx: _Context) -> str:
         torch.manual_seed(0)
         net = build_network("resnet", channels=1, width=16, blocks=1).eval()
     cnn = sample(CNNDenoiser(net), noise, _STEPS)
-    mach = sample(MachineDenoiser(train, "bbels", _PATCH, "zeros"), noise, _STEPS)
+    from ..core.machines import routes
+
+    with routes.watch() as taken:
+        mach = sample(MachineDenoiser(train, "bbels", _PATCH, "zeros"), noise, _STEPS)
     for name, traj in (("CNN", cnn), ("machine", mach)):
         if len(traj.steps) != _STEPS or not torch.isfinite(traj.final).all():
             raise AssertionError(f"the {name} trajectory is incomplete or not finite")
@@ -142,43 +145,42 @@ def check_machine(ctx: _Context) -> str:
             train_indices=np.arange(_TRAIN_N, dtype=np.int64),
         ),
     )
-    from ..core.machines import fused, native
-
-    route = "compiled tile pass" if fused.available() else f"torch route ({fused.reason})"
-    if native.available():
-        route += f", compiled fold ({native.isa()}) for patches up to {native.MAX_DIM} numbers"
-        route += _window_sums_agree()
-    else:
-        route += f", no compiled fold: {native.reason}"
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "
-        f"CPU machines: {route}"
+        f"routes: P={_PATCH} {_names(taken)}; {_long_patch_routes()}"
     )
 
 
-def _window_sums_agree() -> str:
-    """Long patches take the window-sum kernel (in the compiled fold's library): one
-    bbELS step of it against the streamed route on random images."""
+def _names(taken) -> str:
+    return "+".join(sorted({route.value for route in taken}))
+
+
+def _long_patch_routes() -> str:
+    """The route one bbELS step of the shortest patch the window sums pay for takes, and
+    the same step forced onto each other CPU route, which must agree (random images)."""
     import torch
 
-    from ..core.machines import machine_denoise, windowsums
+    from ..core.machines import fused, machine_denoise, native, routes
 
-    p = windowsums.min_patch()
+    p = routes.shortest_window_sums_patch()
     g = torch.Generator().manual_seed(0)
     train = torch.rand(40, 1, 2 * p, 2 * p, generator=g) * 2 - 1
     x = 0.7 * train[:1] + 0.7 * torch.randn(1, 1, 2 * p, 2 * p, generator=g)
-    if not windowsums.applies(x, p):
-        return ", no window sums"
-    fast = machine_denoise(x, 0.5, train, "bbels", p, "zeros")
-    windowsums.ENABLED = False
-    try:
-        streamed = machine_denoise(x, 0.5, train, "bbels", p, "zeros")
-    finally:
-        windowsums.ENABLED = True
-    diff = float((fast.x0 - streamed.x0).abs().max())
+    with routes.watch() as taken:
+        first = machine_denoise(x, 0.5, train, "bbels", p, "zeros")
+    agree, off, diff = [], [], 0.0
+    for name in ("fold", "numba", "torch"):
+        try:
+            with routes.override(name), routes.watch() as other:
+                x0 = machine_denoise(x, 0.5, train, "bbels", p, "zeros").x0
+        except ValueError:
+            off.append(f"{name} off: {native.reason if name == 'fold' else fused.reason}")
+            continue
+        diff = max(diff, float((first.x0 - x0).abs().max()))
+        agree.append(_names(other))
     if not diff < 1e-4:
-        raise AssertionError(f"window sums and the streamed route differ by {diff:.1e} in x0")
-    return f", window sums from P = {p} grey (x0 within {diff:.0e} of the streamed route)"
+        raise AssertionError(f"P={p}: {_names(taken)} and {', '.join(agree)} differ by {diff:.1e}")
+    return f"P={p} {_names(taken)}, x0 within {diff:.0e} on {', '.join(agree + off)}"
 
 
 def check_render(ctx: _Context) -> str:

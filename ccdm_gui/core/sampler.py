@@ -53,19 +53,14 @@ def sample(
     x_init: torch.Tensor,
     steps: int,
     *,
-    start_index: int = 0,
     on_step: Callable[[int, Step], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Trajectory:
-    """Run DDIM from ``x_init`` (taken as x at t = 1) over ``steps`` grid points.
-
-    ``start_index`` > 0 skips the first grid points and treats ``x_init`` as x at
-    that later time (used only by the reference-code quirk option).
-    """
+    """Run DDIM from ``x_init`` (taken as x at t = 1) over ``steps`` grid points."""
     grid = time_grid(steps) + [0.0]
     traj = Trajectory()
     x = x_init
-    for i in range(start_index, steps):
+    for i in range(steps):
         if should_cancel is not None and should_cancel():
             raise Cancelled()
         t, t_next = grid[i], grid[i + 1]

@@ -10,19 +10,21 @@ import torch
 import torch.nn.functional as F
 
 from ..machine_registry import check_pair
-from . import dedup, windowsums
+from . import dedup, routes, windowsums
 from .candidates import Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
 from .patches import gather_patches, grid_positions
-from .streaming import StreamingSoftmax, base2_stats, prepare_chunk
+from .routes import Route, Task
+from .streaming import base2_stats, prepare_chunk
+from .streams import open_stream
 
 # Elements in one chunk of key patches: cutting patches has a fixed cost per chunk, so
 # chunks are large; the attention itself then walks each chunk in cache-sized tiles.
 _CHUNK_ELEMENTS = 1 << 22
 _CHUNK_ELEMENTS_GPU = 1 << 27
 # Queries per streaming state; more queries are split into several states that each
-# fold in every chunk of keys (the tile of logits is queries x keys, so more queries per
+# take every chunk of keys (the tile of logits is queries x keys, so more queries per
 # state would mean narrower tiles).
 _QUERY_BLOCK = 1024
 # v = 1 - abar is 0 at abar = 1; the softmax then is a hard nearest-patch choice, which a
@@ -129,7 +131,8 @@ def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int 
     b, c, h, w = x.shape
     q = x.reshape(1, b, -1) * (a / v)
     chunk = chunk or _default_chunk(1, 2 * q.shape[-1], x.device)
-    state = StreamingSoftmax(q, a * a / (2.0 * v), q.shape[-1])
+    # Whole images are keys and values: wide values, the torch route's (or a GPU's).
+    state = open_stream(q, a * a / (2.0 * v), q.shape[-1])
     for kc in image_chunks(train, chunk):
         state.update(kc)
     res = state.result()
@@ -160,59 +163,66 @@ def _patch_machine(x, train, a, v, machine, patch_size, boundary, chunk, source)
         weight=torch.empty(b, h, w, dtype=x.dtype, device=dev),
         entropy=torch.empty(b, h, w, dtype=x.dtype, device=dev),
     )
-    key_scale = a * a / (2.0 * v)
-    problems = build_problems(machine, patch_size, boundary, h, w, dev)
-    if windowsums.applies(x, patch_size):
-        problems = _window_sums(out, x, train, a, v, patch_size, problems)
-    for prob in problems:
+    window: dict[Route, list[Problem]] = {}
+    for prob in build_problems(machine, patch_size, boundary, h, w, dev):
         if prob.layout == "each":  # bbELS corners: LS pixels
             _corners(out, x, train, a, v, patch_size, prob)
             continue
-        q = _queries(x, prob, patch_size) * (a / v)
-        g, m, d = q.shape
-        separate = strip_keys(prob)
-        if separate:
-            q = strip_order(q, prob.layout, c, patch_size)
-        step = max(1, min(m, _QUERY_BLOCK // g))
-        # Strip keys are views shared by all groups of the problem (keys.strip_chunk).
-        kc = chunk or _default_chunk(1 if separate else g, d, x.device)
-        merged = None
-        if prob.all_valid and dedup.ENABLED:
-            merged = dedup.unique_valid_keys(source, train, patch_size)
-        # Every block of queries folds in each chunk of keys before the next is cut.
-        states = [
-            StreamingSoftmax(q[:, m0 : m0 + step], key_scale, c, separate_keys=separate)
-            for m0 in range(0, m, step)
-        ]
-        stream = (
-            key_chunks(train, prob, patch_size, kc) if merged is None else unique_chunks(merged, kc)
-        )
-        for keys in stream:
-            prepare_chunk(keys, d, key_scale)
-            for st in states:
-                st.update(keys, prepared=True)
-        parts = [st.result() for st in states]
-        _scatter(out, prob, parts, b)
+        task = Task.of(x, c * patch_size * patch_size, c, rectangles=prob.rectangles)
+        route = routes.select(task)
+        if route.window_sums:  # all of a call's rectangles in one call of the kernel
+            window.setdefault(route, []).append(prob)
+        else:
+            _stream(out, x, train, a, v, patch_size, prob, chunk, source, route)
+    for route, problems in window.items():
+        _window_sums(out, x, train, a, v, patch_size, problems, route.isa)
     return out
 
 
-def _window_sums(out: MachineOutput, x, train, a, v, patch_size: int, problems):
-    """Every group whose queries and keys fill rectangles, by windowsums.py; edge
-    columns transposed (then each is a row, where window sums pay). Returns the
-    problems left for the streamed route."""
+def _stream(out: MachineOutput, x, train, a, v, patch_size: int, prob, chunk, source, route):
+    """One problem's groups by a streamed route: key chunks cut from the training set (or
+    its merged duplicates), each taken by every block of queries before the next."""
+    b, c = x.shape[:2]
+    key_scale = a * a / (2.0 * v)
+    q = _queries(x, prob, patch_size) * (a / v)
+    g, m, d = q.shape
+    separate = strip_keys(prob)
+    if separate:
+        q = strip_order(q, prob.layout, c, patch_size)
+    step = max(1, min(m, _QUERY_BLOCK // g))
+    # Strip keys are views shared by all groups of the problem (keys.strip_chunk).
+    kc = chunk or _default_chunk(1 if separate else g, d, x.device)
+    merged = None
+    if prob.all_valid and routes.merge_duplicates():
+        merged = dedup.unique_valid_keys(source, train, patch_size)
+    states = [
+        open_stream(q[:, m0 : m0 + step], key_scale, c, separate_keys=separate, route=route)
+        for m0 in range(0, m, step)
+    ]
+    stream = (
+        key_chunks(train, prob, patch_size, kc) if merged is None else unique_chunks(merged, kc)
+    )
+    for keys in stream:
+        prepare_chunk(keys, d, key_scale)
+        for st in states:
+            st.update(keys, prepared=True)
+    parts = [st.result() for st in states]
+    _scatter(out, prob, parts, b)
+
+
+def _window_sums(out: MachineOutput, x, train, a, v, patch_size: int, problems, isa: int):
+    """Problems whose groups' queries and keys fill rectangles, by windowsums.py; edge
+    columns transposed (then each is a row, where window sums pay)."""
     d = patch_size // 2
-    plain, across, left = [], [], []
+    plain, across = [], []
     for prob in problems:
-        boxes = None
-        if prob.layout in ("valid", "rows", "cols"):
-            flip = prob.layout == "cols"
-            boxes = [
-                windowsums.rects_of(q.flip(-1) if flip else q, k.flip(-1) if flip else k)
-                for q, k in zip(prob.qpos, prob.kpos, strict=True)
-            ]
-        if boxes is None or None in boxes:
-            left.append(prob)
-            continue
+        flip = prob.layout == "cols"
+        boxes = [
+            windowsums.rects_of(q.flip(-1) if flip else q, k.flip(-1) if flip else k)
+            for q, k in zip(prob.qpos, prob.kpos, strict=True)
+        ]
+        if None in boxes:
+            raise AssertionError(f"a {prob.layout} group's pixels fill no rectangle")
         (across if flip else plain).append((prob.query_boundary, boxes))
     tr = train.numpy()
     for groups, transposed in ((plain, False), (across, True)):
@@ -222,13 +232,12 @@ def _window_sums(out: MachineOutput, x, train, a, v, patch_size: int, problems):
             xp = F.pad(x, (d, d, d, d), mode=mode)
             if transposed:
                 xp = xp.transpose(-1, -2)
-            res = windowsums.fold(
+            res = windowsums.softmax_sums(
                 np.ascontiguousarray(xp.numpy()),
                 tr.transpose(0, 1, 3, 2) if transposed else tr,
-                rects, patch_size, a, v,
+                rects, patch_size, a, v, isa,
             )  # fmt: skip
             _scatter_rects(out, rects, transposed, res)
-    return left
 
 
 def _scatter_rects(out: MachineOutput, rects, transposed: bool, res) -> None:

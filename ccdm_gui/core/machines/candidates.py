@@ -15,14 +15,6 @@ import torch
 
 from .patches import grid_positions
 
-# How a problem's keys are laid out in the windows of a slab, a rectangle of the
-# training image padded by d: "valid" one group holding every window, row-major; "rows"
-# one group per window row (keys along it); "cols" one group per window column. Cutting
-# from a slab is several times faster than gathering patches by index, and no per-pixel
-# copy of a window is ever made. "each": one group per pixel, its one key per image the
-# patch at that pixel (LS, bbELS corners); computed by window sums (local.py), no slab.
-LAYOUTS = ("valid", "rows", "cols", "each")
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -34,6 +26,12 @@ class Problem:
     # key_boundary) whose windows are the keys, matching kpos; empty: no slab ("each"
     # problems, and the one-pixel problems of top_candidates, which cut kpos by index).
     slabs: tuple[tuple[int, int, int, int], ...] = ()
+    # How the keys lie in the slab's windows: "valid" one group holding every window,
+    # row-major; "rows" one group per window row (keys along it); "cols" one group per
+    # window column. Cutting from a slab is several times faster than gathering patches
+    # by index, and no per-pixel copy of a window is ever made. "each": one group per
+    # pixel, its one key per image the patch at that pixel (LS, bbELS corners), computed
+    # by window sums of product images (local.py), no slab.
     layout: str = "valid"
 
     @property
@@ -48,6 +46,12 @@ class Problem:
     def all_valid(self) -> bool:
         """One group of every fully-inside window (ELS, bbELS interior): shareable keys."""
         return self.layout == "valid" and len(self.slabs) == 1 and self.groups == 1
+
+    @property
+    def rectangles(self) -> bool:
+        """Each group's query pixels and its key centres fill a rectangle: the slab layouts
+        (the whole image or its interior, one edge row, one edge column)."""
+        return self.layout in ("valid", "rows", "cols") and len(self.slabs) == 1
 
 
 def effective_machine(machine: str, patch_size: int, h: int, w: int) -> str:
@@ -103,7 +107,7 @@ def _bbels_problems(d: int, h: int, w: int, device: torch.device | str) -> list[
     return problems
 
 
-def candidate_count(machine: str, patch_size: int, boundary: str, h: int, w: int, n: int) -> int:
+def logit_count(machine: str, patch_size: int, boundary: str, h: int, w: int, n: int) -> int:
     """Number of (query, candidate) logits per noisy image, i.e. exps per machine call.
 
     The ideal machine has one query per image (all pixels share one softmax); the patch

@@ -1,17 +1,17 @@
-"""One compiled pass over a CPU tile of logits: shift, argmax, exp, entropy and values.
+"""The numba route's compiled pass over a CPU tile of logits: shift, argmax, exp, entropy
+and values (stream_numba.py feeds it).
 
-The tensor-library route reads a tile of logits five or six times (max, clamp, exp,
-entropy product, its sum, the value product), and on a CPU each pass costs about as
-much as the exp itself. Here numba compiles a loop that reads each row once while it
-is in L1: the exp is a polynomial the compiler vectorises (no vector exp library is
-available to it), the sums are kept per row and added to float64 state per tile.
+The torch route reads a tile of logits five or six times (max, clamp, exp, entropy
+product, its sum, the value product), and on a CPU each pass costs about as much as the
+exp itself. Here numba compiles a loop that reads each row once while it is in L1: the
+exp is a polynomial the compiler vectorises (no vector exp library is available to it),
+the sums are kept per row and added to float64 state per tile.
 
 Logits here are in base 2 (the caller scales them by log2 e inside the matrix
 product), so the exp is 2^x: an integer part put into the exponent bits and a short
 polynomial, with no extra range reduction. The row maximum is taken in the same
 loop over rows (as integers, which vectorise; see _row_max), so the row is in L1 when
-the exp reads it. The logits come from torch's matrix product. Without numba, for
-float64 (exact checks) or on a GPU, the torch route in streaming.py runs instead.
+the exp reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .limits import FLOOR32, NEGLIGIBLE32, REBASE32
 
 
 def _frozen_cache_dir() -> str:
@@ -42,27 +44,20 @@ if getattr(sys, "frozen", False):
     os.environ.setdefault("NUMBA_CACHE_DIR", _frozen_cache_dir())
 
 
-def switched_off(name: str) -> bool:
-    """Whether the environment switch ``name`` (CCDM_NO_FUSED, CCDM_NO_WIDE,
-    CCDM_NO_NATIVE) is set."""
-    return os.environ.get(name, "") in ("1", "true")
-
-
 def _wide_vectors() -> None:
     """Let numba use 512-bit vectors where the CPU has AVX-512.
 
     LLVM tunes Skylake-X and its successors to prefer 256-bit vectors (wide ones lower
     the clock, which costs mixed scalar code more than it gains); the tile pass is pure
     vector arithmetic, and with 512-bit vectors the eight benchmark steps ran 1.23x
-    faster in sum (ELS 1.35x; bench/machines.py with CCDM_NO_WIDE=1 and without, three
-    rounds, docs/performance.md). numba reads its features once, at import, so this runs
-    before the import; a user's own NUMBA_CPU_NAME or NUMBA_CPU_FEATURES wins, and
-    CCDM_NO_WIDE=1 keeps LLVM's choice (to compare).
+    faster in sum (ELS 1.35x; bench/machines.py alternating with LLVM's choice, three
+    rounds, docs/performance.md). numba reads its features once, at import, so this
+    runs before the import; a user's own NUMBA_CPU_NAME or NUMBA_CPU_FEATURES wins
+    (NUMBA_CPU_FEATURES set to llvmlite.binding.get_host_cpu_features().flatten() is
+    LLVM's choice, to compare).
     """
     keep = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
     if "numba" in sys.modules or any(os.environ.get(k) for k in keep):
-        return
-    if switched_off("CCDM_NO_WIDE"):
         return
     try:
         import llvmlite.binding as llvm
@@ -81,10 +76,6 @@ try:  # numba is a dependency, but the machines must still run where it cannot l
     from numba import njit, prange
 except Exception:  # pragma: no cover - exercised only where numba is missing or broken
     numba = None
-
-# Switched off by CCDM_NO_FUSED=1 (to compare, or to rule the kernel out).
-_SWITCHED_OFF = switched_off("CCDM_NO_FUSED")
-ENABLED = numba is not None and not _SWITCHED_OFF
 
 # Reordering sums lets the compiler vectorise them; "no infinities" must stay off, since
 # the best logit starts at -inf and a comparison with it would be folded away.
@@ -105,30 +96,27 @@ LAUNCH = threading.Lock()
 
 _ready = False
 _ready_lock = threading.Lock()
-# Why the compiled pass is off, for self-test and the benchmark ("" while it is on).
-reason = "numba is not installed" if numba is None else "CCDM_NO_FUSED" if _SWITCHED_OFF else ""
+# Why the compiled pass cannot run, for self-test and the benchmark ("" while it can).
+reason = "numba is not installed" if numba is None else ""
 
 
 def available() -> bool:
     """Whether the compiled pass runs; compiles it on first use (or loads it from
     numba's cache). Should compiling fail (a broken numba install, a frozen app missing
-    part of it), the machines take the torch route instead of failing mid-stream."""
-    global ENABLED, _ready, reason
-    if not ENABLED or _ready:
-        return ENABLED
+    part of it), the routes leave it out instead of failing mid-stream."""
+    global _ready, reason
+    if _ready or reason:
+        return _ready
     with _ready_lock:
-        if _ready or not ENABLED:
-            return ENABLED
+        if _ready or reason:
+            return _ready
         try:
             _warm_up()
             _ready = True
-        except Exception as exc:  # noqa: BLE001 - any failure means: use the torch route
-            ENABLED = False
+        except Exception as exc:  # noqa: BLE001 - any failure means: another route
             reason = f"compiling the tile pass failed ({type(exc).__name__}: {exc})"
-            warnings.warn(
-                f"ccdm-gui: {reason}; the score machines take the torch route", stacklevel=2
-            )
-    return ENABLED
+            warnings.warn(f"ccdm-gui: {reason}; the score machines go without it", stacklevel=2)
+    return _ready
 
 
 def _warm_up() -> None:
@@ -141,10 +129,7 @@ def _warm_up() -> None:
         np.zeros((1, 2), np.bool_), np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2, 1)),
     )  # fmt: skip
     want = np.exp2(logits - logits.max(-1, keepdims=True)).sum(-1)
-    fold_tile(
-        logits, bank, 2, 0, np.ones(1, f32), False,
-        f32(-80.0), f32(20.0), f32(-60.0), *state,
-    )  # fmt: skip
+    tile_pass(logits, bank, 2, 0, np.ones(1, f32), False, FLOOR32, REBASE32, NEGLIGIBLE32, *state)
     if not np.allclose(state[4], want, rtol=1e-5):
         raise RuntimeError("the compiled pass gave a wrong sum on its warm-up tile")
 
@@ -154,7 +139,7 @@ def set_threads(n: int) -> None:
 
 
 def _jit(fastmath=_FAST, **kw):
-    if not ENABLED:
+    if numba is None:
         return lambda f: f
 
     def decorate(f):
@@ -167,7 +152,7 @@ def _jit(fastmath=_FAST, **kw):
 
 
 # 2^r on [-1/2, 1/2], highest power first: fitted to the relative error (see exp2). The
-# compiled fold (foldc.c) gets these in its arguments, so both use the same numbers.
+# compiled library (foldc.c) gets these in its arguments, so all use the same numbers.
 EXP2_POLY = (
     1.3276465506209798e-03,
     9.675541708244806e-03,
@@ -263,15 +248,15 @@ def _row_max(row):
 
 
 @_jit(parallel=True)
-def fold_tile(
+def tile_pass(
     logits, bank, voff, j0, counts, weighted, floor, rebase, negligible,
     shift, best, best_j, changed, s, u, acc,
 ):  # fmt: skip
-    """Fold one tile into the state of every query.
+    """Add one tile to the state of every query.
 
     logits [G, M, T] = l - shift in base 2; bank [G, rows,
     K] holds the values in rows voff.. at columns j0..j0+T-1; counts [K] (weighted).
-    A row whose every logit lies below ``negligible`` adds nothing (see streaming.py).
+    A row whose every logit lies below ``negligible`` adds nothing (limits.NEGLIGIBLE).
     State per query (g, m): shift, best (its winner's logit - shift), best_j (the
     winner's index in the chunk), changed (won in this chunk), s = sum e, u = sum e l,
     acc = sum e values (float64: a tile's float32 sums are added to them).

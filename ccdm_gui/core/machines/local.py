@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from .limits import FLOOR
 from .patches import window_band
-from .streaming import FLOOR
 
 # Logit elements per chunk of training images (B * n * H * W), about 16 MiB of float32.
 _CHUNK_ELEMENTS = 1 << 22

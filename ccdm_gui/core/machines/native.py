@@ -1,16 +1,16 @@
 """The compiled fold (foldc.c): logits product, exp and softmax sums in one loop.
 
-The numba pass (fused.py) still takes its logits from a matrix product, which writes
-every logit to memory and reads it back; with patches of 9 to 50 numbers the product
-alone runs at half the machine's matmul rate and the pass adds as much again. foldc.c
-keeps sixteen queries (eight with AVX2) in the lanes of a vector register, two such
-blocks at a time, and walks the keys eight at a time: each logit is a run of broadcast
-multiply-adds, and its exp, the running winner and the sums follow while it is still in
-a register. Nothing per logit is ever stored.
+A matrix product writes every logit to memory and a pass reads it back; with patches of
+9 to 81 numbers the product runs at half the machine's matmul rate and the pass costs as
+much again. foldc.c keeps sixteen queries (eight with AVX2) in the lanes of a vector
+register, two such blocks at a time, and walks the keys eight at a time: each logit is a
+run of broadcast multiply-adds, and its exp, the running winner and the sums follow
+while it is still in a register. Nothing per logit is ever stored. The same library
+holds the window-sum kernel (wsum_body.h, windowsums.py).
 
 The library is an optional extension module built by setup.py (a C compiler at install
-time); it runs where the CPU has AVX2 and FMA (AVX-512 where it has that). Elsewhere,
-or with CCDM_NO_NATIVE=1, the machines take the numba route, then the torch route.
+time); it has code for x86-64 CPUs with AVX2 and FMA, and with AVX-512. Which of the two
+a call runs is the route's (routes.Route.isa); routes.py decides where it runs at all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .fused import EXP2_POLY, switched_off
+from .fused import EXP2_POLY
 
 
 class FoldArgs(ctypes.Structure):
@@ -52,31 +52,19 @@ class WsumArgs(ctypes.Structure):
 POLY = (ctypes.c_float * 6)(*EXP2_POLY)
 # Queries are padded to a multiple of this (the widest lane count).
 LANES = 16
-# Values per key the kernel averages (foldc.c: MAXC).
-MAX_VALUES = 8
-# Longest patch (C * P * P) the kernel takes (P = 9 grey, P = 5 colour); for longer ones
-# the tensor library's product with numba's pass is faster. With the register tile of
-# 2 x 16 queries by 8 keys, alternating in one process (bench/native_ab.py, random and
-# MNIST, N = 1,000, 2026-11-29, session 9), numba's route took 1.5-1.65x the kernel's
-# time at P = 3, 1.0-1.4x at P = 5, 1.04-1.87x at P = 7, 0.96-1.28x at P = 9 (ELS 1.22,
-# 1.28; bbELS 0.96, 1.02), 1.10-1.15x at colour P = 5, but 0.84-1.09x at P = 11 and
-# 0.64-0.82x at P = 15. With the block copied by vector moves (later that day): P = 9
-# 1.29 / 1.20x, P = 11 1.14 / 0.85x (ELS / bbELS). (With one block of 16 queries,
-# session 8: P = 7 was a wash.)
-MAX_DIM = 81
+# The code a call runs (foldc.c: ccdm_fold_isa).
+AVX512, AVX2 = 2, 1
 # Keys per block: the block's patches stay in L2 while every query block reads them.
-_BLOCK_FLOATS = 1 << 16
+BLOCK_FLOATS = 1 << 16
 
 _lib = None
-_isa = 0
+_best_isa = 0
+# Why the library is not used, for self-test and the benchmark ("" while it is).
 reason = ""
 
 
 def _load() -> None:
-    global _lib, _isa, reason
-    if switched_off("CCDM_NO_NATIVE"):
-        reason = "CCDM_NO_NATIVE"
-        return
+    global _lib, _best_isa, reason
     try:
         from . import _foldc  # noqa: F401 - the module only carries the library
     except ImportError:
@@ -98,27 +86,33 @@ def _load() -> None:
     ]  # fmt: skip
     lib.ccdm_wsum_block.restype = ctypes.c_int
     lib.ccdm_wsum_block.argtypes = [ctypes.c_int]
-    _isa = lib.ccdm_fold_isa()
-    if _isa == 0:
+    _best_isa = lib.ccdm_fold_isa()
+    if _best_isa == 0:
         reason = "it has code only for x86-64 CPUs with AVX2 or AVX-512"
         return
+    reason = ""
     _lib = lib
 
 
 _load()
-ENABLED = _lib is not None
 
 
 def available() -> bool:
-    return ENABLED
+    """Whether the library loaded and this CPU runs one of its codes."""
+    return _lib is not None
 
 
-def isa() -> str:
-    return {2: "AVX-512", 1: "AVX2"}.get(_isa, "none")
+def best_isa() -> int:
+    """The widest code this CPU runs: AVX512, AVX2, or 0 (none, or no library)."""
+    return _best_isa if _lib is not None else 0
+
+
+def isa_name(isa: int) -> str:
+    return {AVX512: "AVX-512", AVX2: "AVX2"}.get(isa, "none")
 
 
 # One pool per thread count, never shut down: a machine in the app's worker and an
-# export may fold at once, each with its own count.
+# export may run the kernels at once, each with its own count.
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -130,13 +124,14 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pools[threads]
 
 
-def key_block(d: int, cv: int) -> int:
-    kb = max(LANES, _BLOCK_FLOATS // (d + 2 + cv))
+def key_block(d: int, cv: int, block_floats: int = BLOCK_FLOATS) -> int:
+    kb = max(LANES, block_floats // (d + 2 + cv))
     return kb - kb % LANES
 
 
-def fold(groups: list[FoldArgs], mpad: int, threads: int) -> None:
-    """Run the kernel for every group, the query lanes of each split over ``threads``.
+def fold(groups: list[FoldArgs], mpad: int, threads: int, isa: int) -> None:
+    """Run the kernel's ``isa`` code for every group, the query lanes of each split over
+    ``threads``.
 
     Each work item is a run of whole lane blocks of one group; items never share a
     query, so they run at once (ctypes lets go of the GIL for the call)."""
@@ -148,32 +143,32 @@ def fold(groups: list[FoldArgs], mpad: int, threads: int) -> None:
             b1 = min(lanes, b0 + per)
             items.append((args, b0 * LANES, b1 * LANES))
     if len(items) == 1 or threads == 1:
-        failed = [_lib.ccdm_fold(ctypes.byref(args), q0, q1, _isa) for args, q0, q1 in items]
+        failed = [_lib.ccdm_fold(ctypes.byref(args), q0, q1, isa) for args, q0, q1 in items]
     else:
         pool = _executor(threads)
         futures = [
-            pool.submit(_lib.ccdm_fold, ctypes.byref(args), q0, q1, _isa) for args, q0, q1 in items
+            pool.submit(_lib.ccdm_fold, ctypes.byref(args), q0, q1, isa) for args, q0, q1 in items
         ]
         failed = [f.result() for f in futures]
     if any(failed):
         raise MemoryError("the compiled fold could not allocate its block of keys")
 
 
-def wsum_block() -> int:
-    """Training images per block of the window-sum kernel (its lanes)."""
-    return _lib.ccdm_wsum_block(_isa)
+def wsum_block(isa: int) -> int:
+    """Training images per block of the window-sum kernel's ``isa`` code (its lanes)."""
+    return _lib.ccdm_wsum_block(isa)
 
 
-def wsum(per_thread: list[WsumArgs]) -> None:
-    """Run the window-sum kernel, thread t of len(per_thread) with the t-th arguments
-    (each holds its own state)."""
+def wsum(per_thread: list[WsumArgs], isa: int) -> None:
+    """Run the window-sum kernel's ``isa`` code, thread t of len(per_thread) with the t-th
+    arguments (each holds its own state)."""
     threads = len(per_thread)
     if threads == 1:
-        failed = [_lib.ccdm_wsum(ctypes.byref(per_thread[0]), 0, 1, _isa)]
+        failed = [_lib.ccdm_wsum(ctypes.byref(per_thread[0]), 0, 1, isa)]
     else:
         pool = _executor(threads)
         futures = [
-            pool.submit(_lib.ccdm_wsum, ctypes.byref(a), t, threads, _isa)
+            pool.submit(_lib.ccdm_wsum, ctypes.byref(a), t, threads, isa)
             for t, a in enumerate(per_thread)
         ]
         failed = [f.result() for f in futures]
