@@ -7,6 +7,11 @@ runs both trees alternately, each round in a fresh process, and reports each tre
 time per P and their ratio.
 
     .venv/bin/python bench/revisions.py --base HEAD~1 --machine bbels --p 3 7 11 15
+    .venv/bin/python bench/revisions.py --base HEAD~1 --machine els --data mnist
+
+"random": N uniform images in [-1, 1], a Gaussian noisy image, abar = 0.5; "mnist": the
+first N images of the shipped MNIST, the next one noised to abar = 0.5 (its repeated
+background patches take the duplicate merge).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: int) -> None:
+def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: int, data: str):
     sys.path.insert(0, tree)
     import torch
 
@@ -30,8 +35,16 @@ def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: 
 
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
-    train = torch.rand(n, 1, 32, 32, generator=g) * 2 - 1
-    x = torch.randn(1, 1, 32, 32, generator=g)
+    if data == "mnist":
+        from ccdm_gui.core.datasets import load_dataset
+        from ccdm_gui.core.resources import default_dataset_path
+
+        images = load_dataset(default_dataset_path(), limit=n + 1).images
+        train = images[:n].contiguous()
+        x = 0.5**0.5 * images[n : n + 1] + 0.5**0.5 * torch.randn(1, 1, 32, 32, generator=g)
+    else:
+        train = torch.rand(n, 1, 32, 32, generator=g) * 2 - 1
+        x = torch.randn(1, 1, 32, 32, generator=g)
     boundary = "circular" if machine == "els" else "zeros"
     best = {}
     for p in ps:
@@ -50,14 +63,15 @@ def main() -> None:
     ap.add_argument("--base", default="HEAD~1", help="git revision to compare against")
     ap.add_argument("--machine", default="bbels", choices=["els", "bbels"])
     ap.add_argument("--p", type=int, nargs="+", default=[3, 7, 11, 15])
-    ap.add_argument("--n", type=int, default=1000, help="random training images")
+    ap.add_argument("--n", type=int, default=1000, help="training images")
+    ap.add_argument("--data", choices=["random", "mnist"], default="random")
     ap.add_argument("--rounds", type=int, default=4, help="alternating runs per tree")
     ap.add_argument("--repeat", type=int, default=3, help="warm calls per run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.machine, args.p, args.n, args.threads, args.repeat)
+        child(args.child, args.machine, args.p, args.n, args.threads, args.repeat, args.data)
         return
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
@@ -77,7 +91,8 @@ def main() -> None:
                 for name, tree in (("base", base), ("this", ROOT)):
                     cmd = [sys.executable, __file__, "--child", str(tree), "--machine"]
                     cmd += [args.machine, "--n", str(args.n), "--repeat", str(args.repeat)]
-                    cmd += ["--threads", str(args.threads), "--p", *map(str, args.p)]
+                    cmd += ["--threads", str(args.threads), "--data", args.data]
+                    cmd += ["--p", *map(str, args.p)]
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
                     got = json.loads(out.stdout.strip().splitlines()[-1])
                     for p, t in got.items():
@@ -85,7 +100,7 @@ def main() -> None:
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)])
-    print(f"{args.machine}, N = {args.n}, best of {args.rounds} x {args.repeat} calls")
+    print(f"{args.machine}, {args.data}, N = {args.n}, best of {args.rounds} x {args.repeat} calls")
     print(f"{'P':>3} {args.base + ' s':>12} {'this s':>8} {'base/this':>9}")
     for p in map(str, args.p):
         b, t = best["base"][p], best["this"][p]

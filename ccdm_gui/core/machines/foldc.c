@@ -1,4 +1,5 @@
-/* Fused logits product and softmax fold of the CPU score machines. */
+/* The CPU score machines' compiled library: the fold (foldc_body.h: logits product, exp and
+   softmax sums of a stream of keys in one loop) and the window sums (wsum_body.h). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
@@ -38,7 +39,7 @@ typedef struct {
 
 /* Window sums (wsum_body.h): train [N, C, H, W] at strides ts (in floats; a transposed
    view works as well), xp [B, C, hq, wq] the padded noisy images, rects [nrect, 9] (see
-   windowsums.fold). The state is one thread's: [B, q] (acc [B, q, C]). */
+   windowsums.softmax_sums). The state is one thread's: [B, q] (acc [B, q, C]). */
 typedef struct {
     int64_t n, c, h, w;
     int64_t ts[4];

@@ -3,7 +3,7 @@
    VI (int vector), M (comparison mask), and the operations below. */
 
 /* The running state of VL queries (one lane each) over a block of keys: shift, best
-   logit over it, winner, and float sums that are folded into the float64 state at the
+   logit over it, winner, and float sums that are added to the float64 state at the
    block's end. */
 typedef struct {
     V sh, mx, s, u, a[MAXC];
@@ -86,7 +86,7 @@ ALWAYS void CAT(FN, _key)(const FoldArgs *A, const CAT(FN, _consts) *k, CAT(FN, 
     for (int c = 0; c < cv; c++) st->a[c] = FMA(e, SET1(k->vals[c * k->vs + j]), st->a[c]);
 }
 
-/* fold the block's float sums into the float64 state; the winners */
+/* add the block's float sums to the float64 state; the winners */
 ALWAYS void CAT(FN, _end)(const FoldArgs *A, CAT(FN, _state) *st, int64_t m, const int64_t cv)
 {
     float sl[VL], ul[VL], al[VL];

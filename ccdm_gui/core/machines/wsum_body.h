@@ -235,7 +235,7 @@ WALWAYS void CAT(WFN, _row)(const WsumArgs *A, const CAT(WFN, _k) *K, const int6
                     }
                 }
             }
-            /* each query of the row folds the block's keys with its state in registers */
+            /* each query of the row takes the block's keys with its state in registers */
             for (int64_t j = qa; j < jh[0]; j++) {
                 const int64_t jj = j - qj0;
                 CAT(WFN, _st) st;
