@@ -359,8 +359,11 @@ class Timeline(QWidget):
         self.slider.setRange(0, 0)
         self.slider.setPageStep(1)
         self.slider.setToolTip("noise time: left is t = 1 (pure noise), right is the sample")
+        self.slider.setMinimumWidth(120)
         self.where = QLabel("no frames yet")
-        self.where.setMinimumWidth(190)
+        self.where.setMinimumWidth(
+            self.where.fontMetrics().horizontalAdvance("step 20/20  t = 0.05  P = 27") + 8
+        )
         self.fps = QSpinBox()
         self.fps.setRange(1, 60)
         self.fps.setValue(6)

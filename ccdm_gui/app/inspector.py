@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QScrollArea,
     QVBoxLayout,
@@ -25,8 +24,18 @@ from ..core import render
 from .panels import rgb_pixmap
 from .worker import InspectRequest, InspectResult
 
-_SRC_SCALE = 7
-_THUMB_SCALE = 3
+# The inspector is one column this wide (plus its scrollbar), so it fits beside the Run
+# dock and the panels from the smallest window up; images are scaled to fit it.
+WIDTH = 300
+_CAND_COLUMNS = 3
+_SOURCE_PX = WIDTH - 40
+_PATCH_PX = (WIDTH - 60) // 2
+_THUMB_PX = (WIDTH - 40) // _CAND_COLUMNS - 8
+
+
+def fit_scale(pixels: int, room: int, smallest: int = 1) -> int:
+    """The largest whole upscale that fits ``pixels`` image pixels into ``room``."""
+    return max(smallest, room // max(1, pixels))
 
 
 def crop(img: np.ndarray, centre: tuple[int, int], size: int, boundary: str) -> np.ndarray:
@@ -48,12 +57,12 @@ class Inspector(QDockWidget):
         )
         body = QWidget()
         lay = QVBoxLayout(body)
+        lay.setContentsMargins(6, 6, 6, 6)
         self.header = QLabel("Click a pixel of any panel.")
         self.header.setWordWrap(True)
         self.header.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.header)
 
-        pair = QHBoxLayout()
         src_box = QGroupBox("Source training image")
         sl = QVBoxLayout(src_box)
         self.source = QLabel()
@@ -62,30 +71,35 @@ class Inspector(QDockWidget):
         self.source_caption.setWordWrap(True)
         sl.addWidget(self.source)
         sl.addWidget(self.source_caption)
-        noisy_box = QGroupBox("Noisy patch (query)")
-        nl = QVBoxLayout(noisy_box)
+        lay.addWidget(src_box)
+
+        pair_box = QGroupBox("Noisy query and winning patch")
+        pair = QGridLayout(pair_box)
         self.noisy = QLabel()
         self.noisy.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.winner_patch = QLabel()
         self.winner_patch.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        nl.addWidget(self.noisy)
-        nl.addWidget(QLabel("winning training patch:"))
-        nl.addWidget(self.winner_patch)
-        nl.addStretch(1)
-        pair.addWidget(src_box)
-        pair.addWidget(noisy_box)
-        lay.addLayout(pair)
+        for col, (img, text) in enumerate(((self.noisy, "query"), (self.winner_patch, "winner"))):
+            cap = QLabel(text)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            pair.addWidget(img, 0, col)
+            pair.addWidget(cap, 1, col)
+        lay.addWidget(pair_box)
 
-        cand_box = QGroupBox("Top candidates (softmax weight)")
+        cand_box = QGroupBox("Top candidates (weight)")
         self.cand_grid = QGridLayout(cand_box)
         self.cand_grid.setSpacing(4)
         self.cand_status = QLabel("")
+        self.cand_status.setWordWrap(True)
         lay.addWidget(cand_box)
         lay.addWidget(self.cand_status)
         lay.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
+        body.setFixedWidth(WIDTH)
+        scroll.setFixedWidth(WIDTH + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.setWidget(scroll)
         self.request: InspectRequest | None = None
         self.result: InspectResult | None = None
@@ -103,7 +117,7 @@ class Inspector(QDockWidget):
             f"entropy {entropy:.2f} nats"
         )
         q = crop(req.x_t, req.pixel, req.patch_size, req.spec.boundary)
-        scale = max(4, 140 // max(1, req.patch_size))
+        scale = fit_scale(req.patch_size, _PATCH_PX, 2)
         self.noisy.setPixmap(rgb_pixmap(render.image_rgb(q), scale))
         self.source.setText("loading…")
         self.source_caption.setText("")
@@ -131,11 +145,13 @@ class Inspector(QDockWidget):
         p, d = req.patch_size, req.patch_size // 2
         sr, sc = req.source_yx
         outline = (sr - d, sc - d, p, p)
-        self.source.setPixmap(rgb_pixmap(render.image_rgb(res.source_image), _SRC_SCALE, outline))
+        src = res.source_image
+        scale = fit_scale(max(src.shape[-2:]), _SOURCE_PX)
+        self.source.setPixmap(rgb_pixmap(render.image_rgb(src), scale, outline))
         self.source_caption.setText(
             f"#{res.dataset_index}, winning {p}×{p} patch outlined, centre ({sr}, {sc})"
         )
-        scale = max(4, 140 // max(1, p))
+        scale = fit_scale(p, _PATCH_PX, 2)
         win = crop(res.source_image, (sr, sc), p, "zeros")
         self.winner_patch.setPixmap(rgb_pixmap(render.image_rgb(win), scale))
         self._clear_candidates()
@@ -149,16 +165,16 @@ class Inspector(QDockWidget):
             img.setPixmap(
                 rgb_pixmap(
                     render.image_rgb(cand.image),
-                    _THUMB_SCALE,
+                    fit_scale(max(cand.image.shape[-2:]), _THUMB_PX),
                     (cy - d, cx - d, p, p),
                     QColor(255, 200, 0) if i else QColor(255, 60, 60),
                 )
             )
-            txt = QLabel(f"#{cand.dataset_index} ({cy},{cx})<br><b>w = {cand.weight:.3f}</b>")
+            txt = QLabel(f"#{cand.dataset_index} ({cy},{cx})<br><b>w={cand.weight:.3f}</b>")
             txt.setTextFormat(Qt.TextFormat.RichText)
             cl.addWidget(img)
             cl.addWidget(txt)
-            self.cand_grid.addWidget(cell, i // 4, i % 4)
+            self.cand_grid.addWidget(cell, i // _CAND_COLUMNS, i % _CAND_COLUMNS)
         total = sum(c.weight for c in res.candidates)
         self.cand_status.setText(
             f"{len(res.candidates)} heaviest candidates hold {total:.1%} of the weight."

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -42,7 +43,7 @@ from ..core.datasets.known import class_names, matching_dataset
 from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
 from ..core.spec import Comparison, RunSpec
-from ..core.view import View
+from ..core.view import DEFAULT_VIEW, View
 from . import settings as st
 from .controls import SPEC_FIELDS, ControlPanel, Timeline
 from .frames import FrameStore
@@ -57,6 +58,8 @@ VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(View))
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # As `ccdm evaluate`; one bbELS comparison at this size takes about 20 s on a 2-core CPU.
 GUI_DEFAULT_SUBSET = 1000
+# Below this the panels, captions and the timeline no longer fit beside the Run dock.
+MIN_WIDTH, MIN_HEIGHT = 1024, 700
 # Debounce for controls that fire while dragged (the P slider, spin boxes held down):
 # the newest request cancels the older one anyway, this just avoids starting runs that
 # would be cancelled a few milliseconds later.
@@ -152,7 +155,14 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.controls)
-        scroll.setMinimumWidth(self.controls.sizeHint().width() + 20)
+        # The controls scroll only vertically (at short windows); the dock is as wide as
+        # they need plus room for that scrollbar, so no horizontal bar ever appears.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(
+            self.controls.minimumSizeHint().width()
+            + scroll.verticalScrollBar().sizeHint().width()
+            + 2 * scroll.frameWidth()
+        )
         self.controls_dock = QDockWidget("Run", self)
         self.controls_dock.setObjectName("controls")
         self.controls_dock.setWidget(scroll)
@@ -165,9 +175,17 @@ class MainWindow(QMainWindow):
         self.banner = Banner()
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: bold; padding: 2px 4px;")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # What came from the last session rather than from the defaults or the command
+        # line, so a remembered subset or model never silently overrides launch.sh.
+        self.restored = QLabel()
+        self.restored.setStyleSheet("color: #c8b26a; padding: 2px 4px;")
+        self.restored.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.restored.hide()
         self.panels = ImagePanels()
         self.panels.hovered.connect(self._on_hover)
         self.panels.clicked.connect(self.inspect_pixel)
+        self.panels.zoomed.connect(self._on_zoomed)
         self.legend = LegendWidget()
         self.diff_legend = LegendWidget()
         self.diff_legend.hide()
@@ -186,6 +204,7 @@ class MainWindow(QMainWindow):
         tl.setContentsMargins(4, 4, 4, 0)
         tl.addWidget(self.banner)
         tl.addWidget(self.title)
+        tl.addWidget(self.restored)
         tl.addWidget(self.panels, 1)
         tl.addLayout(legends)
         tl.addWidget(self.timeline)
@@ -235,6 +254,8 @@ class MainWindow(QMainWindow):
         self.act_export_video.setEnabled(False)
         self.act_export_grid = self._action(file, "Export seed &grid…", None, self.export_grid)
         file.addSeparator()
+        self._action(file, "Reset to &defaults", None, self.reset_to_defaults)
+        file.addSeparator()
         self._action(file, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
         run = mb.addMenu("&Run")
@@ -269,6 +290,7 @@ class MainWindow(QMainWindow):
     # ================================================================ state
     def _restore(self, opt: dict) -> None:
         s = self.settings
+        self.setMinimumSize(MIN_WIDTH, MIN_HEIGHT)
         geo = s.value("window/geometry")
         if isinstance(geo, QByteArray) and not opt.get("screenshot"):
             self.restoreGeometry(geo)
@@ -279,12 +301,20 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self.inspector.hide()
 
+        restored: dict[str, object] = {}
+
         def pick(key, default, kind=None):
             if opt.get(key) is not None:
                 return opt[key]
-            return st.get(s, f"last/{key}", default, kind)
+            value = st.get(s, f"last/{key}", default, kind)
+            if value != default:
+                restored[key] = value
+            return value
 
         self.model_path, self.dataset_path, self._notes = opening_files(opt, s)
+        for kind, path in (("model", self.model_path), ("dataset", self.dataset_path)):
+            if opt.get(kind) is None and path != default_for(kind):
+                restored[kind] = path
         info = self._peek_info(self.model_path)
         if opt.get("dataset") is None and info is not None:
             # The remembered dataset gives way to the model's own when it is another kind.
@@ -299,9 +329,7 @@ class MainWindow(QMainWindow):
             machine = machines.default_machine(padding)
         boundary = str(pick("boundary", padding, str))
         boundary = machines.fit_boundary(machine, boundary)
-        p = opt.get("patch_size")
-        if p is None:
-            p = st.get(s, "last/patch_size", "calibrated", str)
+        p = pick("patch_size", "calibrated", str)
         patch_size = None if p in (None, "calibrated", "") else int(p)
         devices = available_devices()
         device = str(pick("device", devices[0], str))
@@ -319,12 +347,12 @@ class MainWindow(QMainWindow):
         }
         if info is not None:
             self._apply_info(info)
-        saved = View()
+        saved = DEFAULT_VIEW
         try:
             saved = View(
-                show=st.get(s, "last/show", saved.show, str),
-                prov_mode=st.get(s, "last/prov_mode", saved.prov_mode, str),
-                diff=st.get(s, "last/diff", saved.diff, bool),
+                show=pick("show", DEFAULT_VIEW.show, str),
+                prov_mode=pick("prov_mode", DEFAULT_VIEW.prov_mode, str),
+                diff=pick("diff", DEFAULT_VIEW.diff, bool),
             )
         except ValueError:  # settings from another version: start from the default view
             pass
@@ -335,6 +363,54 @@ class MainWindow(QMainWindow):
         self.panels.set_panels(self.view_state.panels)
         self.controls.set_paths(self.model_path, self.dataset_path)
         self.device_label.setText(f"device: {device}")
+        self._show_restored(restored)
+
+    def _show_restored(self, restored: dict) -> None:
+        """Name the choices taken from the last session (not from the defaults or the
+        command line) above the panels, with the way back to the defaults."""
+        self.restored_choices = dict(restored)
+        if not restored:
+            self.restored.hide()
+            return
+        names = {"model": Path, "dataset": Path}
+        parts = []
+        for key, value in restored.items():
+            if key in names:
+                value = Path(str(value)).name
+            parts.append(f"{key.replace('_', ' ')} {value}")
+        self.restored.setText(
+            "restored from the last session: " + ", ".join(parts) + "  (File > Reset to defaults)"
+        )
+        self.restored.setToolTip(self.restored.text())
+        self.restored.show()
+
+    def reset_to_defaults(self) -> int | None:
+        """Forget the remembered choices and run the defaults ``launch.sh`` promises."""
+        st.forget_choices(self.settings)
+        self.model_path = default_for("model")
+        self.dataset_path = default_for("dataset")
+        info = self._peek_info(self.model_path)
+        if info is not None:
+            self._apply_info(info)
+        self.controls.set_state(
+            {
+                "subset": GUI_DEFAULT_SUBSET,
+                "seed": 0,
+                "steps": 20,
+                "device": available_devices()[0],
+                "machine": machines.default_machine("zeros"),
+                "boundary": "zeros",
+                "patch_size": None,
+            },
+            DEFAULT_VIEW,
+        )
+        self.timeline.fps.setValue(6)
+        self.timeline.loop.setChecked(True)
+        self.controls.set_paths(self.model_path, self.dataset_path)
+        self.view_state = self.controls.view()
+        self.panels.set_panels(self.view_state.panels)
+        self._show_restored({})
+        return self.request()
 
     def _save(self) -> None:
         s = self.settings
@@ -405,6 +481,8 @@ class MainWindow(QMainWindow):
         self.cancel_btn.setEnabled(True)
         self._set_export_enabled(False)
         self.device_label.setText(f"device: {spec.device}")
+        # The previous run's timings (possibly "cached") do not describe this one.
+        self.timing_label.setText("")
         self.statusBar().showMessage("computing…")
         self._refresh_frames()
         return self.rid
@@ -421,6 +499,7 @@ class MainWindow(QMainWindow):
             self._redraw()
             return
         if field in SPEC_FIELDS:
+            self._show_restored({})
             self._debounce.start()
 
     # ================================================================ worker results
@@ -625,6 +704,13 @@ class MainWindow(QMainWindow):
             return
         self._go(self.step + 1)
 
+    def _on_zoomed(self) -> None:
+        self.statusBar().showMessage(
+            "zoomed: the panels keep this view until View > Reset zoom (Ctrl+0) or a "
+            "double click fits them again",
+            6000,
+        )
+
     # ================================================================ hover and inspect
     def _on_hover(self, panel: str, r: int, c: int) -> None:
         if r < 0 or not self.store.frames:
@@ -632,7 +718,7 @@ class MainWindow(QMainWindow):
             return
         step = min(self.step, self.store.frames - 1)
         key = "x0" if self.view_state.show == "x0" else "x_t"
-        parts = [f"({r}, {c})"]
+        parts = [f"row {r}, col {c}:"]
         cnn = getattr(self.store.cnn, key)[step][:, r, c]
         parts.append("CNN " + " ".join(f"{x:+.3f}" for x in cnn))
         comp = self.store.comp
@@ -705,6 +791,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path: str) -> int | None:
         path = absolute(path)
+        self._show_restored({})
         self.model_path = path
         self.controls.set_paths(self.model_path, self.dataset_path)
         info = self._peek_info(path)
@@ -719,6 +806,7 @@ class MainWindow(QMainWindow):
         return self.request()
 
     def open_dataset(self, path: str) -> int | None:
+        self._show_restored({})
         self.dataset_path = absolute(path)
         self.controls.set_paths(self.model_path, self.dataset_path)
         return self.request()
@@ -736,8 +824,8 @@ class MainWindow(QMainWindow):
             if not items:
                 a = m.addAction("(none yet)")
                 a.setEnabled(False)
-            for p in items:
-                a = m.addAction(Path(p).name or p)
+            for p, label in zip(items, st.recent_labels(items), strict=True):
+                a = m.addAction(label)
                 a.setToolTip(p)
                 a.setStatusTip(p)
                 a.triggered.connect(lambda _c=False, p=p, f=opener: f(p))

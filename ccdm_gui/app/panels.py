@@ -7,11 +7,29 @@ is a crisp square at any zoom and the screen matches an export.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPainter,
+    QPen,
+    QPixmap,
+    QTextOption,
+)
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core import render
 from ..core.view import DEFAULT_VIEW
@@ -47,35 +65,93 @@ def rgb_pixmap(
     return pm
 
 
+# Caption parts are joined by render.SEP or by two spaces (FrameStore.captions); a caption
+# too wide for its panel breaks between parts, never inside one.
+_PARTS = re.compile(r"\s+\u00b7\s+|\s{2,}")
+_JOIN = " \u00b7 "
+CAPTION_LINES = 2
+
+
+def fit_lines(text: str, width: int, advance, elide, max_lines: int = CAPTION_LINES) -> list[str]:
+    """Break ``text`` into at most ``max_lines`` lines no wider than ``width`` pixels:
+    between its parts where it must, eliding (``elide(s, width)``) a line that still
+    does not fit. ``advance(s)`` is the pixel width of ``s``."""
+    if not text or advance(text) <= width:
+        return [text]
+    parts = [p for p in _PARTS.split(text) if p]
+    lines: list[str] = []
+    while parts and len(lines) < max_lines - 1:
+        line = parts.pop(0)
+        while parts and advance(line + _JOIN + parts[0]) <= width:
+            line += _JOIN + parts.pop(0)
+        lines.append(line)
+    if parts:
+        lines.append(_JOIN.join(parts))
+    return [s if advance(s) <= width else elide(s, width) for s in lines]
+
+
 class Caption(pg.LabelItem):
-    """A one-line caption that changes every frame without a layout pass: LabelItem's
-    own setText resizes itself and relayouts the whole grid, which cost more than
-    everything else in a redraw."""
+    """A caption that fits its panel: one line when it can, else broken between its
+    parts onto a second line, else elided (the full text is the tooltip); never printed
+    over its neighbour. It changes every frame without a layout pass (LabelItem's own
+    setText relayouts the whole grid, which cost more than everything else in a
+    redraw); only a change in the number of lines, on a resize, relayouts."""
 
     def __init__(self):
+        self._lines = 0
         super().__init__("", color=(230, 230, 230))
         font = QFont()
         font.setPointSizeF(11.0)
         self.item.setFont(font)
         self.item.setDefaultTextColor(QColor(230, 230, 230))
-        height = QFontMetrics(font).height() + 6
+        self.item.document().setDocumentMargin(1)
+        option = QTextOption(Qt.AlignmentFlag.AlignHCenter)
+        option.setWrapMode(QTextOption.WrapMode.NoWrap)
+        self.item.document().setDefaultTextOption(option)
+        self._metrics = QFontMetrics(font)
+        self.text = ""
+        self.shown = ""
+        self._set_lines(1)
+
+    def _set_lines(self, n: int) -> None:
+        if n == self._lines:
+            return
+        self._lines = n
+        height = n * self._metrics.lineSpacing() + 6
         self.setMinimumHeight(height)
         self.setMaximumHeight(height)
-        self.text = ""
 
     def set_caption(self, text: str) -> None:
         if text == self.text:
             return
         self.text = text
-        self.item.setPlainText(text)
-        self._centre()
+        self._fit()
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt API)
-        self._centre()
+        if self._lines:  # not while LabelItem's constructor lays it out
+            self._fit()
 
-    def _centre(self) -> None:
-        br = self.item.boundingRect()
-        self.item.setPos(max(0.0, (self.width() - br.width()) / 2), 0)
+    def _fit(self) -> None:
+        width = max(1, int(self.width()) - 6)
+        m = self._metrics
+        lines = fit_lines(
+            self.text,
+            width,
+            m.horizontalAdvance,
+            lambda s, w: m.elidedText(s, Qt.TextElideMode.ElideRight, w),
+        )
+        self._set_lines(max(1, len(lines)))
+        shown = "\n".join(lines)
+        if shown != self.shown:
+            self.shown = shown
+            self.item.setPlainText(shown)
+            self.setToolTip(self.text if shown != self.text else "")
+        self.item.setTextWidth(width + 4)
+        self.item.setPos(1, 0)
+
+    def text_width(self) -> float:
+        """Widest line on screen, in pixels (for tests of the fit)."""
+        return max((self._metrics.horizontalAdvance(s) for s in self.shown.split("\n")), default=0)
 
 
 class ImagePanels(QWidget):
@@ -83,6 +159,7 @@ class ImagePanels(QWidget):
 
     hovered = Signal(str, int, int)  # panel, row, col (row = -1: left the image)
     clicked = Signal(str, int, int)
+    zoomed = Signal()  # the user zoomed or panned: the views stop following their size
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -98,6 +175,11 @@ class ImagePanels(QWidget):
         self.labels: dict[str, Caption] = {}
         self._shape: tuple[int, int] | None = None
         self._visible: list[str] = []
+        # The views fit the image whenever their size changes, until the user zooms or
+        # pans; Reset zoom (or a double click) fits again and resumes following.
+        self.user_zoomed = False
+        self._fit_queued = False
+        self._columns = 0
         for name in render.PANELS:
             label = Caption()
             box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -106,11 +188,9 @@ class ImagePanels(QWidget):
             item = pg.ImageItem(axisOrder="row-major")
             item.setAutoDownsample(False)
             box.addItem(item)
+            box.sigRangeChangedManually.connect(self._on_user_zoom)
+            box.sigResized.connect(self._queue_fit)
             self.boxes[name], self.items[name], self.labels[name] = box, item, label
-        first = self.boxes["cnn"]
-        for name in render.PANELS[1:]:
-            self.boxes[name].setXLink(first)
-            self.boxes[name].setYLink(first)
         self.set_panels(DEFAULT_VIEW.panels)
         self.view.scene().sigMouseMoved.connect(self._on_move)
         self.view.scene().sigMouseClicked.connect(self._on_click)
@@ -118,18 +198,63 @@ class ImagePanels(QWidget):
     def set_panels(self, names: list[str]) -> None:
         if names == self._visible:
             return
+        self._place(list(names), self._best_columns(len(names)))
+
+    def _place(self, names: list[str], columns: int) -> None:
+        """Lay ``names`` out in rows of ``columns`` panels, each under its caption."""
         ci = self.view.ci
+        first = self.boxes["cnn"]
         for name in self._visible:
             ci.removeItem(self.labels[name])
             ci.removeItem(self.boxes[name])
-        for col, name in enumerate(names):
-            ci.addItem(self.labels[name], row=0, col=col)
-            ci.addItem(self.boxes[name], row=1, col=col)
-        for col in range(len(names)):
-            ci.layout.setColumnStretchFactor(col, 1)
-        ci.layout.setRowStretchFactor(0, 0)
-        ci.layout.setRowStretchFactor(1, 1)
+            # A box out of the layout still gets resized; linked, it would drag the
+            # shown boxes' range along with it.
+            if name != "cnn":
+                self.boxes[name].setXLink(None)
+                self.boxes[name].setYLink(None)
+        for i, name in enumerate(names):
+            row, col = 2 * (i // columns), i % columns
+            ci.addItem(self.labels[name], row=row, col=col)
+            ci.addItem(self.boxes[name], row=row + 1, col=col)
+            if name != "cnn":
+                self.boxes[name].setXLink(first)
+                self.boxes[name].setYLink(first)
+        lay = ci.layout
+        for col in range(lay.columnCount()):
+            lay.setColumnStretchFactor(col, 1 if col < columns else 0)
+        for row in range(lay.rowCount()):
+            lay.setRowStretchFactor(row, row % 2)
+        # Removing and adding items shrinks the layout item to its preferred size, and
+        # the view sets its geometry only when the view itself is resized.
+        ci.setGeometry(self.view.range)
         self._visible = list(names)
+        self._columns = columns
+        self._queue_fit()
+
+    def _best_columns(self, n: int) -> int:
+        """The number of columns that shows the images largest in the panels' area: one
+        row when the area is wide, a 2 x 2 grid of four panels when it is narrow."""
+        if n <= 1:
+            return 1
+        h_img, w_img = self._shape or (1, 1)
+        width, height = max(1, self.view.width()), max(1, self.view.height())
+        caption = self.labels["cnn"].minimumHeight()
+        gap = 8  # layout spacing and margins, per panel
+        best, best_size = n, 0.0
+        for cols in range(n, 0, -1):
+            rows = -(-n // cols)
+            cell_w = (width - gap * cols) / cols
+            cell_h = (height - rows * (caption + gap)) / rows
+            size = min(cell_w / w_img, cell_h / h_img)
+            if size > best_size * 1.05:  # prefer one row unless a grid is clearly larger
+                best, best_size = cols, size
+        return best
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(ev)
+        cols = self._best_columns(len(self._visible))
+        if self._visible and cols != self._columns:
+            self._place(self._visible, cols)
 
     @property
     def visible_panels(self) -> list[str]:
@@ -151,9 +276,28 @@ class ImagePanels(QWidget):
             self.labels[name].set_caption(captions.get(name, ""))
 
     def reset_zoom(self) -> None:
-        if self._shape is not None:
+        """Fit the image to the panels and follow their size again."""
+        self.user_zoomed = False
+        self._fit()
+
+    def _fit(self) -> None:
+        self._fit_queued = False
+        if self._shape is not None and not self.user_zoomed:
             h, w = self._shape
             self.boxes["cnn"].setRange(QRectF(0, 0, w, h), padding=0.02)
+
+    def _queue_fit(self, _box=None) -> None:
+        # All boxes resize together; fit once, after the layout has settled.
+        if not self._fit_queued and not self.user_zoomed:
+            self._fit_queued = True
+            QTimer.singleShot(0, self._fit)
+
+    def _on_user_zoom(self, _mask) -> None:
+        self.user_zoomed = True
+        self.zoomed.emit()
+
+    def image_shape(self) -> tuple[int, int] | None:
+        return self._shape
 
     def _pixel_at(self, scene_pos: QPointF) -> tuple[str, int, int] | None:
         if self._shape is None:
@@ -177,7 +321,10 @@ class ImagePanels(QWidget):
             self.hovered.emit(*hit)
 
     def _on_click(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        if ev.double():
+            self.reset_zoom()
             return
         hit = self._pixel_at(ev.scenePos())
         if hit is not None:
@@ -191,6 +338,7 @@ class LegendWidget(QWidget):
     per frame cost more than the whole rest of a redraw)."""
 
     MAX_ITEMS = 8
+    PLANE_PX = 36
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -225,6 +373,11 @@ class LegendWidget(QWidget):
         lay.addStretch(1)
         self._last = None
         self._colours: list = [None] * self.MAX_ITEMS
+        # One height for every kind of key, so switching provenance mode never moves
+        # the panels; and no minimum width, so a long key never widens the window.
+        line = QFontMetrics(self.font()).lineSpacing()
+        self.setFixedHeight(max(2 * max(line, 12) + 6, self.PLANE_PX) + 4)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
     def set_legend(self, leg) -> None:
         if leg.kind == "categories":
@@ -265,7 +418,7 @@ class LegendWidget(QWidget):
             self.hi.setText(f"{leg.vmax:.3g}")
         else:
             plane = np.asarray(leg.colors, dtype=np.uint8)
-            self.image.setPixmap(rgb_pixmap(plane, max(1, 40 // max(plane.shape[:2]))))
+            self.image.setPixmap(rgb_pixmap(plane, max(1, self.PLANE_PX // max(plane.shape[:2]))))
             self.note.setText("patch centre in its training image: top-left (0, 0)")
 
     def _set_kind(self, kind: str, label: str) -> None:

@@ -48,8 +48,14 @@ class Plots(QWidget):
             symbolBrush=(90, 170, 255),
             symbolPen=None,
         )
-        self.sched = _plot("receptive field P(t)", "P")
-        self.sched.addLegend(offset=(-10, 10), labelTextColor=_FG, brush=(28, 28, 30, 200))
+        # The key is in the title, not a legend box inside the plot, which covered the
+        # curve wherever P was high.
+        self.sched = _plot(
+            "receptive field P(t): "
+            "<span style='color:#ffaa3c'>&#9632; used by the machine</span> &nbsp; "
+            "<span style='color:#aaaaaa'>- - calibrated</span>",
+            "P",
+        )
         self.p_used = self.sched.plot(
             [],
             [],

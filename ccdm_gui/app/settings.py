@@ -7,6 +7,7 @@ tests and the screenshot bench never read or overwrite a real user's choices.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
@@ -48,3 +49,48 @@ def push_recent(s: QSettings, kind: str, path: str) -> list[str]:
     items = items[:MAX_RECENT]
     s.setValue(f"recent/{kind}", items)
     return items
+
+
+def recent_labels(paths: list[str]) -> list[str]:
+    """Menu labels for ``paths``: the file name, followed by as many of its folders as
+    it takes to tell apart files of the same name ("model.pt — runs/a")."""
+    parts = [Path(p).parts for p in paths]
+    labels = []
+    for i, p in enumerate(paths):
+        name = Path(p).name or p
+        clash = [q for j, q in enumerate(parts) if j != i and q and q[-1:] == parts[i][-1:]]
+        depth = 1
+        own = parts[i]
+        while clash and depth < len(own):
+            depth += 1
+            clash = [q for q in clash if q[-depth:] == own[-depth:]]
+        if depth > 1:
+            labels.append(f"{name} \u2014 {Path(*own[-depth:-1])}")
+        else:
+            labels.append(name)
+    return labels
+
+
+CHOICE_KEYS = (
+    "model",
+    "dataset",
+    "subset",
+    "seed",
+    "steps",
+    "device",
+    "machine",
+    "boundary",
+    "patch_size",
+    "show",
+    "prov_mode",
+    "diff",
+    "fps",
+    "loop",
+)
+
+
+def forget_choices(s: QSettings) -> None:
+    """Drop the remembered run and view choices (window geometry and recent files stay)."""
+    for key in CHOICE_KEYS:
+        s.remove(f"last/{key}")
+    s.sync()

@@ -122,11 +122,13 @@ def caption(comp: Comparison, step: int, panel: str, view: View = DEFAULT_VIEW) 
 
 
 def title(comp: Comparison) -> str:
-    """One line naming the run: model, dataset and subset, machine and boundary, seed."""
+    """One line naming the run: model, dataset and the number of training images the
+    machine drew from (the subset, or fewer when the dataset or the class has fewer),
+    machine and boundary, seed."""
     s = comp.spec
     parts = [
         Path(s.model).stem or s.model,
-        f"{Path(s.dataset).stem or s.dataset} N={s.subset}",
+        f"{Path(s.dataset).stem or s.dataset} N={len(comp.machine.train_indices)}",
         f"{machine_name(comp)} {s.boundary}",
         f"seed {s.seed}",
     ]
