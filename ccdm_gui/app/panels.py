@@ -125,13 +125,13 @@ class Caption(pg.LabelItem):
         if text == self.text:
             return
         self.text = text
-        self._fit()
+        self._fit(resized=False)
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt API)
         if self._lines:  # not while LabelItem's constructor lays it out
-            self._fit()
+            self._fit(resized=True)
 
-    def _fit(self) -> None:
+    def _fit(self, resized: bool) -> None:
         width = max(1, int(self.width()) - 6)
         m = self._metrics
         lines = fit_lines(
@@ -140,14 +140,17 @@ class Caption(pg.LabelItem):
             m.horizontalAdvance,
             lambda s, w: m.elidedText(s, Qt.TextElideMode.ElideRight, w),
         )
-        self._set_lines(max(1, len(lines)))
+        # A new frame's caption may add a line but never removes one (its width changes
+        # with the digits; a row of captions would otherwise relayout every few frames).
+        self._set_lines(len(lines) if resized else max(len(lines), self._lines))
         shown = "\n".join(lines)
         if shown != self.shown:
             self.shown = shown
             self.item.setPlainText(shown)
             self.setToolTip(self.text if shown != self.text else "")
-        self.item.setTextWidth(width + 4)
-        self.item.setPos(1, 0)
+        if resized:
+            self.item.setTextWidth(width + 4)
+            self.item.setPos(1, 0)
 
     def text_width(self) -> float:
         """Widest line on screen, in pixels (for tests of the fit)."""
