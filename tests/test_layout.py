@@ -93,6 +93,18 @@ def test_views_refit_whenever_their_size_changes_unless_zoomed(qtbot, files, mak
     assert not w.panels.user_zoomed
     assert image_px(w) == pytest.approx(fitted_px(w), rel=0.03)
 
+    # Opening and closing the inspector: it goes beside the panels at this width, and
+    # the panels follow both ways.
+    settle(qtbot, w, 1560, 960)
+    w.inspect_pixel("cnn", 2, 3)
+    settle(qtbot, w, 1560, 960)
+    assert w.dockWidgetArea(w.inspector) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert not w.tabifiedDockWidgets(w.inspector)
+    assert image_px(w) < big and image_px(w) == pytest.approx(fitted_px(w), rel=0.03)
+    w.inspector.close()
+    settle(qtbot, w, 1560, 960)
+    assert image_px(w) == pytest.approx(big, rel=0.03)
+
 
 def _no_overlap(rects) -> bool:
     return not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
@@ -107,8 +119,9 @@ def test_inspector_and_captions_fit_at_the_minimum_size(qtbot, files, make_windo
         w.inspect_pixel("provenance", 8, 8)
     settle(qtbot, w, MIN_WIDTH, MIN_HEIGHT)
     assert w.inspector.isVisible()
-    # The inspector lies inside the window and shows its content without a horizontal
-    # scrollbar; its candidate grid is fully visible.
+    assert w.tabifiedDockWidgets(w.inspector) == [w.controls_dock]
+    # The inspector lies inside the window (a tab over the Run dock at this width) and
+    # shows its content without a horizontal scrollbar.
     geo = w.inspector.geometry()
     assert geo.left() >= 0 and geo.right() < w.width()
     scroll = w.inspector.widget()
@@ -126,8 +139,13 @@ def test_inspector_and_captions_fit_at_the_minimum_size(qtbot, files, make_windo
         assert label.text and label.shown
         assert label.text_width() <= label.width(), (label.shown, label.width())
     assert _no_overlap([lb.sceneBoundingRect() for lb in labels])
-    # The controls, the timeline and the plots are all on screen.
-    assert w.timeline.slider.isVisible() and w.timeline.slider.width() >= 100
+    # The controls, the timeline and the plots are all on screen, none over another.
+    tl = w.timeline
+    assert tl.slider.isVisible() and tl.slider.width() >= 100
+    parts = [tl.prev, tl.play, tl.next, tl.slider, tl.where, tl.fps, tl.loop]
+    assert _no_overlap([x.geometry() for x in parts])
+    assert all(x.width() >= x.minimumSizeHint().width() for x in parts)
+    assert tl.geometry().right() < tl.parentWidget().width()
     assert w.plots.isVisible() and w.plots.height() >= 100
     # The Run dock never needs a horizontal scrollbar.
     dock_scroll = w.controls_dock.widget()

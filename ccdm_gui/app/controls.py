@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from ..core import machine_registry as machines
 from ..core import provenance
 from ..core.view import View
+from .elided import ElidedLabel
 
 SPEC_FIELDS = (
     "subset",
@@ -44,11 +45,6 @@ SPEC_FIELDS = (
 )
 
 
-def _elide(path: str, n: int = 34) -> str:
-    name = Path(path).name or path
-    return name if len(name) <= n else "…" + name[-(n - 1) :]
-
-
 class ControlPanel(QWidget):
     changed = Signal(str)
     open_model = Signal()
@@ -60,12 +56,12 @@ class ControlPanel(QWidget):
         self._conditional = 0
 
         # ------------------------------------------------------------- model and data
-        self.model_label = QLabel("—")
+        self.model_label = ElidedLabel("—")
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.model_btn = QPushButton("Open…")
         self.model_btn.setToolTip("Open a checkpoint (.safetensors or .pt), Ctrl+O")
         self.model_btn.clicked.connect(self.open_model)
-        self.dataset_label = QLabel("—")
+        self.dataset_label = ElidedLabel("—")
         self.dataset_btn = QPushButton("Open…")
         self.dataset_btn.setToolTip("Open a dataset file or folder, Ctrl+D")
         self.dataset_btn.clicked.connect(self.open_dataset)
@@ -150,6 +146,13 @@ class ControlPanel(QWidget):
         lay.addWidget(mach_box)
         lay.addWidget(view_box)
         lay.addStretch(1)
+        # Combo boxes as wide as a short entry: their longest entry would otherwise set
+        # the Run dock's minimum width.
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(10)
 
         for name, w in (("subset", self.subset), ("seed", self.seed), ("steps", self.steps)):
             w.valueChanged.connect(lambda _v, n=name: self.changed.emit(n))
@@ -201,9 +204,9 @@ class ControlPanel(QWidget):
 
     # ------------------------------------------------------------- writing
     def set_paths(self, model: str, dataset: str) -> None:
-        self.model_label.setText(_elide(model))
+        self.model_label.setText(Path(model).name or model)
         self.model_label.setToolTip(model)
-        self.dataset_label.setText(_elide(dataset))
+        self.dataset_label.setText(Path(dataset).name or dataset)
         self.dataset_label.setToolTip(dataset)
 
     def set_image_size(self, size: int) -> None:

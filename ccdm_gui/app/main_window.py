@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -46,6 +45,7 @@ from ..core.spec import Comparison, RunSpec
 from ..core.view import DEFAULT_VIEW, View
 from . import settings as st
 from .controls import SPEC_FIELDS, ControlPanel, Timeline
+from .elided import ElidedLabel
 from .frames import FrameStore
 from .inspector import Inspector
 from .panels import ImagePanels, LegendWidget
@@ -60,6 +60,8 @@ MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 GUI_DEFAULT_SUBSET = 1000
 # Below this the panels, captions and the timeline no longer fit beside the Run dock.
 MIN_WIDTH, MIN_HEIGHT = 1024, 700
+# The inspector opens beside the panels only if that leaves them this much width.
+MIN_PANELS_WIDTH = 600
 # Debounce for controls that fire while dragged (the P slider, spin boxes held down):
 # the newest request cancels the older one anyway, this just avoids starting runs that
 # would be cancelled a few milliseconds later.
@@ -173,14 +175,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
 
         self.banner = Banner()
-        self.title = QLabel()
+        self.title = ElidedLabel()
         self.title.setStyleSheet("font-weight: bold; padding: 2px 4px;")
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         # What came from the last session rather than from the defaults or the command
         # line, so a remembered subset or model never silently overrides launch.sh.
-        self.restored = QLabel()
+        self.restored = ElidedLabel()
         self.restored.setStyleSheet("color: #c8b26a; padding: 2px 4px;")
-        self.restored.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.restored.hide()
         self.panels = ImagePanels()
         self.panels.hovered.connect(self._on_hover)
@@ -757,9 +757,26 @@ class MainWindow(QMainWindow):
             weight=float(m.weight[step, r, c]),
         )
         full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
+        self._place_inspector()
         self.inspector.begin(req, float(m.entropy[step, r, c]), full)
         self._inspect_id = self.worker.inspect(req)
         return self._inspect_id
+
+    def _place_inspector(self) -> None:
+        """Where an opening inspector goes: beside the panels where both fit, else as a
+        tab over the Run dock, so small windows keep the panels' width. Once open (or
+        floated or moved by the user) it stays where it is."""
+        if self.inspector.isVisible() or self.inspector.isFloating():
+            return
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        room = self.width() - self.controls_dock.width() - self.inspector.sizeHint().width()
+        if room >= MIN_PANELS_WIDTH:
+            if self.dockWidgetArea(self.inspector) != right or self.tabifiedDockWidgets(
+                self.inspector
+            ):
+                self.addDockWidget(right, self.inspector)
+        elif self.controls_dock.isVisible() and not self.controls_dock.isFloating():
+            self.tabifyDockWidget(self.controls_dock, self.inspector)
 
     def _on_inspected(self, iid: int, result) -> None:
         if iid == self._inspect_id:

@@ -244,8 +244,9 @@ class ImagePanels(QWidget):
         caption = self.labels["cnn"].minimumHeight()
         gap = 8  # layout spacing and margins, per panel
         best, best_size = n, 0.0
-        for cols in range(n, 0, -1):
-            rows = -(-n // cols)
+        # Only full grids (4: one row or 2 x 2, never 3 + 1).
+        for cols in (c for c in range(n, 0, -1) if n % c == 0):
+            rows = n // cols
             cell_w = (width - gap * cols) / cols
             cell_h = (height - rows * (caption + gap)) / rows
             size = min(cell_w / w_img, cell_h / h_img)

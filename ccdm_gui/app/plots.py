@@ -37,7 +37,7 @@ class Plots(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.corr = _plot("correlation(CNN, machine) of x0_hat", "r")
+        self.corr = _plot("r(CNN, machine) of x0_hat", "r")
         self.corr.setYRange(-0.2, 1.0, padding=0.02)
         self.corr_curve = self.corr.plot(
             [],
@@ -51,8 +51,7 @@ class Plots(QWidget):
         # The key is in the title, not a legend box inside the plot, which covered the
         # curve wherever P was high.
         self.sched = _plot(
-            "receptive field P(t): "
-            "<span style='color:#ffaa3c'>&#9632; used by the machine</span> &nbsp; "
+            "P(t): <span style='color:#ffaa3c'>&#9632; used</span> &nbsp; "
             "<span style='color:#aaaaaa'>- - calibrated</span>",
             "P",
         )
