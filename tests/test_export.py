@@ -15,14 +15,13 @@ import pytest
 from PIL import Image
 
 import ccdm_gui
-from ccdm_gui.core import render
+from ccdm_gui.core import atomic, render
 from ccdm_gui.core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
 from ccdm_gui.core.view import View
 from ccdm_gui.export import (
     SIDECAR,
-    ExportCancelled,
-    ExportError,
-    atomic,
+    WriteCancelled,
+    WriteError,
     export_frames,
     export_grid_video,
     export_video,
@@ -163,7 +162,7 @@ def test_frames_refuse_to_clobber_and_overwrite_replaces_stale(comp, tmp_path):
     (out / "notes.txt").write_text("mine")
     export_frames(comp, out, scale=1)
     before = (out / "frame_000.png").read_bytes()
-    with pytest.raises(ExportError, match="already holds"):
+    with pytest.raises(WriteError, match="already holds"):
         export_frames(make_comparison(seed=1), out, scale=1)
     assert (out / "frame_000.png").read_bytes() == before
     # A shorter run with overwrite replaces the frames and drops the ones it no longer
@@ -188,14 +187,14 @@ def test_frames_cancel_leaves_nothing(comp, tmp_path):
         calls.append(1)
         return len(calls) > 2
 
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(WriteCancelled):
         export_frames(comp, tmp_path / "a" / "b", scale=1, should_cancel=cancel_after_two)
     assert listing(tmp_path) == []  # not even the parents it created
     existing = tmp_path / "keep"
     existing.mkdir()
     (existing / "x.txt").write_text("x")
     calls.clear()
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(WriteCancelled):
         export_frames(comp, existing, scale=1, should_cancel=cancel_after_two)
     assert listing(existing) == ["x.txt"]
 
@@ -287,7 +286,7 @@ def test_grid_video_tiles_the_seeds(tmp_path):
 def test_video_refuses_to_clobber(comp, tmp_path):
     path = tmp_path / "v.mp4"
     path.write_bytes(b"precious")
-    with pytest.raises(ExportError, match="already exists") as e:
+    with pytest.raises(WriteError, match="already exists") as e:
         export_video(comp, path, scale=1)
     assert str(path) in str(e.value)
     assert path.read_bytes() == b"precious" and listing(tmp_path) == ["v.mp4"]
@@ -305,26 +304,26 @@ def test_cancel_midway_leaves_nothing_and_keeps_the_old_file(comp, tmp_path, suf
         calls.append(1)
         return len(calls) >= 3
 
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(WriteCancelled):
         export_video(comp, path, scale=1, overwrite=True, should_cancel=cancel)
     assert len(calls) == 3
     assert listing(tmp_path) == [path.name] and path.read_bytes() == b"old"
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(WriteCancelled):
         export_video(comp, tmp_path / f"new{suffix}", scale=1, should_cancel=lambda: True)
     assert listing(tmp_path) == [path.name]
 
 
 def test_unknown_format_and_missing_encoder(comp, tmp_path, monkeypatch):
-    with pytest.raises(ExportError, match="unknown video") as e:
+    with pytest.raises(WriteError, match="unknown video") as e:
         export_video(comp, tmp_path / "v.avi")
     assert "v.avi" in str(e.value)
-    with pytest.raises(ExportError, match="unknown video format 'mkv'"):
+    with pytest.raises(WriteError, match="unknown video format 'mkv'"):
         export_video(comp, tmp_path / "v.mp4", fmt="mkv")
     # An FFmpeg build without the encoder: the lookup is real, the name does not exist.
     monkeypatch.setitem(
         video.FORMATS, "mp4", video.VideoFormat("mp4", "MP4", "no-such-encoder", 18, (0, 51))
     )
-    with pytest.raises(ExportError, match="no no-such-encoder encoder") as e:
+    with pytest.raises(WriteError, match="no no-such-encoder encoder") as e:
         export_video(comp, tmp_path / "v.mp4")
     assert "v.mp4" in str(e.value)
     assert listing(tmp_path) == []
@@ -339,7 +338,7 @@ def test_bad_settings_are_export_errors(comp, tmp_path):
         # The test run's training set has no labels to colour by.
         {"view": View(prov_mode="label")},
     ):
-        with pytest.raises(ExportError):
+        with pytest.raises(WriteError):
             export_video(comp, tmp_path / "v.mp4", **kwargs)
     assert listing(tmp_path) == []
 
@@ -363,19 +362,19 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 def test_unwritable_folder(comp, tmp_path):
     folder = _unwritable_folder(tmp_path)
     try:
-        with pytest.raises(ExportError) as e:
+        with pytest.raises(WriteError) as e:
             export_video(comp, folder / "v.mp4", scale=1)
         assert str(folder) in str(e.value)
-        with pytest.raises(ExportError) as e:
+        with pytest.raises(WriteError) as e:
             export_frames(comp, folder / "frames", scale=1)
         assert str(folder) in str(e.value)
         assert not (folder / "v.mp4").exists() and not (folder / "frames").exists()
     finally:
         (tmp_path / "ro").chmod(0o755)
-    with pytest.raises(ExportError, match="does not exist|not a folder"):
+    with pytest.raises(WriteError, match="does not exist|not a folder"):
         export_video(comp, tmp_path / "missing" / "v.mp4")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ExportError, match="not a folder|is a file"):
+    with pytest.raises(WriteError, match="not a folder|is a file"):
         export_frames(comp, tmp_path / "file" / "frames")
 
 
@@ -383,7 +382,7 @@ def test_unwritable_folder(comp, tmp_path):
 def test_a_folder_that_cannot_be_created_is_not_missing(comp):
     # /proc exists but takes no new folders: mkdir there fails with ENOENT, which once
     # read "folder /proc does not exist".
-    with pytest.raises(ExportError) as e:
+    with pytest.raises(WriteError) as e:
         export_frames(comp, "/proc/ccdm_frames", scale=1)
     assert "cannot create /proc/ccdm_frames" in str(e.value)
     assert "does not exist" not in str(e.value)
@@ -411,7 +410,7 @@ def test_full_disk_video(comp, tmp_path, disk_fills_up, suffix):
     if suffix == ".webm" and "webm" not in video.available_formats():
         pytest.skip("no VP9 encoder")
     path = tmp_path / f"v{suffix}"
-    with pytest.raises(ExportError, match="not enough disk space") as e:
+    with pytest.raises(WriteError, match="not enough disk space") as e:
         export_video(comp, path, scale=4)
     assert str(path) in str(e.value)
     assert disk_fills_up["n"] > 0
@@ -419,7 +418,7 @@ def test_full_disk_video(comp, tmp_path, disk_fills_up, suffix):
 
 
 def test_full_disk_frames(comp, tmp_path, disk_fills_up):
-    with pytest.raises(ExportError, match="not enough disk space"):
+    with pytest.raises(WriteError, match="not enough disk space"):
         export_frames(comp, tmp_path / "frames", scale=8)
     assert listing(tmp_path) == []
 

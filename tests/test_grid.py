@@ -18,7 +18,7 @@ from ccdm_gui.core import render
 from ccdm_gui.core.grid import parse_seeds, seed_grid
 from ccdm_gui.core.pipeline import run_comparison
 from ccdm_gui.core.spec import RunSpec
-from ccdm_gui.export import ExportError, read_metadata
+from ccdm_gui.export import WriteError, read_metadata
 from ccdm_gui.export.compose import enlarge
 from ccdm_gui.export.seedgrid import GridComposer, check_outputs, export_seed_grid
 
@@ -115,15 +115,15 @@ def test_png_shows_the_final_samples_cnn_above_machine(small_grid, tmp_path):
 def test_outputs_are_checked_before_anything_is_computed(tmp_path):
     existing = tmp_path / "old.png"
     existing.write_bytes(b"keep me")
-    with pytest.raises(ExportError, match="already exists"):
+    with pytest.raises(WriteError, match="already exists"):
         check_outputs(existing, None)
-    with pytest.raises(ExportError, match="unknown video file type '.avi'"):
+    with pytest.raises(WriteError, match="unknown video file type '.avi'"):
         check_outputs(None, tmp_path / "g.avi")
-    with pytest.raises(ExportError, match="must be a .png"):
+    with pytest.raises(WriteError, match="must be a .png"):
         check_outputs(tmp_path / "g.jpg", None)
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(WriteError, match="does not exist"):
         check_outputs(tmp_path / "no" / "g.png", None)
-    with pytest.raises(ExportError, match="PNG file, a video file or both"):
+    with pytest.raises(WriteError, match="PNG file, a video file or both"):
         check_outputs(None, None)
     # the command reports a bad output before it even reads the (missing) model
     rc = main(["grid", "--model", str(tmp_path / "missing.safetensors"), "--out", str(existing)])

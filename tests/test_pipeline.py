@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from ccdm_gui.core import pipeline
 from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint
 from ccdm_gui.core.datasets import DatasetError
 from ccdm_gui.core.metrics import correlation
+from ccdm_gui.core.pipeline import runs
 from ccdm_gui.core.sampler import Cancelled, initial_noise
-from ccdm_gui.core.spec import RunSpec
+from ccdm_gui.core.spec import CNNTrajectory, MachineTrajectory, RunSpec
 
 SIZE = 12
 
@@ -122,8 +124,8 @@ def test_cache_reuses_the_cnn_when_only_machine_settings_change(files, monkeypat
         calls["machine"] += 1
         return real_machine(*a, **k)
 
-    monkeypatch.setattr(pipeline, "run_cnn", counting_cnn)
-    monkeypatch.setattr(pipeline, "run_machine", counting_machine)
+    monkeypatch.setattr(runs, "run_cnn", counting_cnn)
+    monkeypatch.setattr(runs, "run_machine", counting_machine)
     cache = pipeline.TrajectoryCache(max_items=8)
     spec = _spec(files)
     first = pipeline.run_comparison(spec, cache)
@@ -183,8 +185,11 @@ def test_progress_partials_and_cancellation(files):
     assert seen == [(i, 5, i + 1) for i in range(5)]
     assert np.abs(traj.x0).max() < 2.0
     stages = []
-    pipeline.run_comparison(spec.with_(seed=9), on_progress=lambda *a: stages.append(a))
-    assert stages[0] == ("cnn", 0, 5) and stages[-1] == ("machine", 4, 5)
+    pipeline.run_comparison(spec.with_(seed=9), on_step=lambda *a: stages.append(a))
+    assert [a[:3] for a in stages] == [(p, i, 5) for p in ("cnn", "machine") for i in range(5)]
+    # Each part's trajectory so far, a step longer each time.
+    assert [len(a[3].t) for a in stages] == [*range(1, 6)] * 2
+    assert isinstance(stages[4][3], CNNTrajectory) and isinstance(stages[9][3], MachineTrajectory)
 
     n = {"checks": 0}
 
@@ -255,6 +260,8 @@ def test_conditional_model_needs_a_label(tmp_path):
     # the machine only sees the first 6 class-1 images
     np.testing.assert_array_equal(comp.machine.train_indices, [1, 5, 9, 13, 17, 21])
     assert (comp.machine.source_index < 6).all()
+    # and carries their labels, for the "source label" provenance mode
+    np.testing.assert_array_equal(comp.machine.train_labels, [1] * 6)
 
 
 def test_save_and_load_round_trip(files, tmp_path):
@@ -273,6 +280,13 @@ def test_save_and_load_round_trip(files, tmp_path):
     assert back.final_correlation == comp.final_correlation
     with np.load(path, allow_pickle=False) as z:
         assert "spec" in z.files
+    # A training set without labels: nothing stored, None read back.
+    assert comp.machine.train_labels is not None
+    bare = dataclasses.replace(comp, machine=dataclasses.replace(comp.machine, train_labels=None))
+    pipeline.save_comparison(bare, tmp_path / "bare.npz")
+    with np.load(tmp_path / "bare.npz", allow_pickle=False) as z:
+        assert "machine_train_labels" not in z.files
+    assert pipeline.load_comparison(tmp_path / "bare.npz").machine.train_labels is None
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros(3))
     with pytest.raises(ValueError, match="not a ccdm-gui trajectory"):

@@ -64,9 +64,9 @@ class _ExportJob(QObject):
             else:
                 out = export.export_video(self.comp, self.path, **self.options, **common)
                 msg = f"Wrote {out}"
-        except export.ExportCancelled:
+        except export.WriteCancelled:
             self.done.emit(False, "Export cancelled; nothing was written.")
-        except export.ExportError as e:
+        except export.WriteError as e:
             self.done.emit(False, str(e))
         except Exception as e:  # a bug, not a user error: say so briefly, log the details
             log.exception("export failed")

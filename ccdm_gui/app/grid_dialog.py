@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from ..core.grid import parse_seeds, seed_grid
 from ..core.sampler import Cancelled
 from ..core.spec import RunSpec
-from ..export import ExportCancelled, ExportError
+from ..export import WriteCancelled, WriteError
 from ..export.seedgrid import check_outputs, export_seed_grid
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ class _GridJob(QObject):
                 on_progress=lambda i, n: self.progress.emit(900 + 100 * i // n, 1000),
                 should_cancel=cancel,
             )
-        except (Cancelled, ExportCancelled):
+        except (Cancelled, WriteCancelled):
             self.done.emit(False, "Cancelled; nothing was written.")
-        except (ExportError, ValueError, OSError) as e:
+        except (WriteError, ValueError, OSError) as e:
             self.done.emit(False, str(e))
         except Exception as e:  # a bug, not a user error: say so briefly, log the details
             log.exception("seed grid failed")
@@ -185,7 +185,7 @@ class GridDialog(QDialog):
         try:
             seeds = parse_seeds(self.seeds_edit.text())
             check_outputs(png, video, overwrite)
-        except (ValueError, ExportError) as e:
+        except (ValueError, WriteError) as e:
             self._show(False, str(e))
             return False
         self.last_result = None

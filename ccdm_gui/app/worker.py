@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -63,14 +62,6 @@ class InspectResult:
     error: str = ""
 
 
-@dataclass
-class Timing:
-    cnn_seconds: float = 0.0
-    machine_seconds: float = 0.0
-    cnn_cached: bool = False
-    machine_cached: bool = False
-
-
 def user_message(e: BaseException) -> str:
     """One readable sentence for the window; never a traceback."""
     memory = out_of_memory(e)
@@ -110,7 +101,7 @@ class Worker(QThread):
     model_loaded = Signal(int, object)
     # rid, "cnn" | "machine", step index, total steps, partial trajectory
     partial = Signal(int, str, int, int, object)
-    # rid, Comparison, Timing
+    # rid, Comparison, pipeline.Timing
     done = Signal(int, object, object)
     # rid, message, spec, failure_kind
     failed = Signal(int, str, object, str)
@@ -193,45 +184,28 @@ class Worker(QThread):
         return self._stopping or self._latest != rid
 
     def _compare(self, rid: int, spec: RunSpec) -> None:
-        timing = Timing()
+        timing = pipeline.Timing()
 
         def should_cancel() -> bool:
             return self._cancelled(rid)
 
-        def on_step(kind: str):
-            def cb(i: int, total: int, partial) -> None:
-                if not self._cancelled(rid):
-                    self.partial.emit(rid, kind, i, total, partial)
-                self._serve_inspection()
-
-            return cb
+        def on_step(part: str, i: int, total: int, partial) -> None:
+            if not self._cancelled(rid):
+                self.partial.emit(rid, part, i, total, partial)
+            self._serve_inspection()
 
         try:
             model = pipeline.load_model(spec.model, spec.device)
             if self._cancelled(rid):
                 raise Cancelled()
             self.model_loaded.emit(rid, model.info)
-            t0 = time.perf_counter()
-            cnn = self.cache.get_cnn(spec)
-            timing.cnn_cached = cnn is not None
-            if cnn is None:
-                self.cnn_runs += 1
-                cnn = pipeline.run_cnn(spec, on_step("cnn"), should_cancel)
-                self.cache.put_cnn(spec, cnn)
-            else:
-                self.partial.emit(rid, "cnn", spec.steps - 1, spec.steps, cnn)
-            t1 = time.perf_counter()
-            machine = self.cache.get_machine(spec)
-            timing.machine_cached = machine is not None
-            if machine is None:
-                # Fail fast on a dataset that does not fit, before the machine starts.
-                pipeline.load_training_images(spec, model.info)
-                self.machine_runs += 1
-                machine = pipeline.run_machine(spec, on_step("machine"), should_cancel)
-                self.cache.put_machine(spec, machine)
-            t2 = time.perf_counter()
-            timing.cnn_seconds, timing.machine_seconds = t1 - t0, t2 - t1
-            comp = pipeline.assemble_comparison(spec, cnn, machine)
+            try:
+                comp = pipeline.run_comparison(spec, self.cache, on_step, should_cancel, timing)
+            finally:
+                # A part counts as run once it started, finished or not; counted before
+                # any signal goes out, so whoever receives it sees the count.
+                self.cnn_runs += timing.cnn_cached is False
+                self.machine_runs += timing.machine_cached is False
             if self._cancelled(rid):
                 raise Cancelled()
             self.done.emit(rid, comp, timing)

@@ -42,7 +42,7 @@ def describe(e: BaseException) -> tuple[str, int]:
     from ..core.datasets import DatasetError
     from ..core.devices import out_of_memory
     from ..core.validate import ArgumentError
-    from ..export import ExportError
+    from ..export import WriteError
 
     if isinstance(e, ArgumentError):
         return one_line(str(e)), EXIT_USAGE
@@ -55,7 +55,7 @@ def describe(e: BaseException) -> tuple[str, int]:
         return one_line(f"model {e}"), EXIT_FAILURE
     if isinstance(e, DatasetError):
         return one_line(f"dataset {e}"), EXIT_FAILURE
-    if isinstance(e, (ExportError, ValueError)):
+    if isinstance(e, (WriteError, ValueError)):
         return one_line(str(e)), EXIT_FAILURE
     if isinstance(e, OSError):
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""

@@ -52,13 +52,13 @@ def _check_frames(args, folder: Path, steps: int) -> None:
 
 def _check_video(args, path: Path) -> None:
     from ..core import validate
-    from ..export import FORMATS, ExportError
+    from ..export import FORMATS, WriteError
     from ..export.video import video_format
 
     validate.output_file("--video", path, args.overwrite, FORMATS, folder_must_exist=True)
     try:
         vf = video_format(path)
-    except ExportError as e:
+    except WriteError as e:
         raise validate.ArgumentError("--video", f"{path}: {e}") from None
     if args.quality is not None and vf.quality_range is not None:
         lo, hi = vf.quality_range
@@ -108,7 +108,7 @@ def _compute(specs: list):
     for spec in specs:
         bars = StageBars(f"seed {spec.seed} ")
         try:
-            comp = run_comparison(spec, cache=cache, on_progress=bars)
+            comp = run_comparison(spec, cache=cache, on_step=bars)
         finally:
             bars.close()
         yield comp

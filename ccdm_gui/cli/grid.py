@@ -46,7 +46,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from ..core.datasets.known import class_names
     from ..core.grid import seed_grid
     from ..core.pipeline import load_model
-    from ..export import ExportError
+    from ..export import WriteError
     from ..export.seedgrid import check_outputs, export_seed_grid
 
     def fail(msg: str) -> int:
@@ -56,12 +56,12 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     try:
         check_outputs(args.out, args.video, args.overwrite)
         if int(args.scale) < 1:
-            raise ExportError(f"--scale must be a positive integer, got {args.scale}")
+            raise WriteError(f"--scale must be a positive integer, got {args.scale}")
         resolve_common(args)
         info = load_model(args.model, args.device).info
         names = class_names(info.dataset.get("id"), info.num_classes or None)
         labels = _labels(args.label, info.num_classes, names)
-    except (ExportError, CheckpointError, ValueError) as e:
+    except (WriteError, CheckpointError, ValueError) as e:
         return fail(str(e))
     bar = tqdm(desc="grid", unit="step")
 
@@ -94,7 +94,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
             hold_last=args.hold,
             overwrite=args.overwrite,
         )
-    except (ExportError, DatasetError, CheckpointError, ValueError) as e:
+    except (WriteError, DatasetError, CheckpointError, ValueError) as e:
         bar.close()
         return fail(str(e))
     print(f"{'class':14s} " + " ".join(f"{s:>5d}" for s in g.seeds) + "   median r")

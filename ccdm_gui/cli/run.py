@@ -134,13 +134,13 @@ def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
 
 
 class StageBars:
-    """``on_progress`` for run_comparison: a terminal progress bar per stage."""
+    """``on_step`` for run_comparison: a terminal progress bar per part."""
 
     def __init__(self, prefix: str = ""):
         self.prefix = prefix
         self.bars: dict = {}
 
-    def __call__(self, stage: str, i: int, total: int) -> None:
+    def __call__(self, stage: str, i: int, total: int, _partial=None) -> None:
         from tqdm import tqdm
 
         if stage not in self.bars:
@@ -159,6 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..core import interrupt, validate
     from ..core.atomic import atomic_write_bytes
     from ..core.pipeline import (
+        Timing,
         patch_schedule,
         run_comparison,
         save_comparison,
@@ -171,8 +172,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     info = validate.load_model(args.model, args.device).info
     spec = checked_spec(args, info, args.seed)
     bars = StageBars()
-    timings: dict[str, float] = {}
-    comp = run_comparison(spec, on_progress=bars, timings=timings)
+    timing = Timing()
+    comp = run_comparison(spec, on_step=bars, timing=timing)
+    timings = {"cnn_seconds": timing.cnn_seconds, "machine_seconds": timing.machine_seconds}
     bars.close()
     _, own = schedule_for(info, spec.machine)
     metrics = {

@@ -86,16 +86,6 @@ def check_model(ctx: _Context) -> str:
     return f"{Path(loaded.path).name}: {info.arch}, {info.image_size}px, one CNN step"
 
 
-def _trajectory_arrays(steps) -> dict:
-    import numpy as np
-
-    return {
-        "t": np.array([s.t for s in steps], dtype=np.float64),
-        "x_t": np.stack([s.x_t[0].numpy() for s in steps]).astype(np.float32),
-        "x0": np.stack([s.x0[0].numpy() for s in steps]).astype(np.float32),
-    }
-
-
 def check_machine(ctx: _Context) -> str:
     """The CNN and bbELS sides of a comparison, on a tiny training set held in memory."""
     import numpy as np
@@ -103,9 +93,9 @@ def check_machine(ctx: _Context) -> str:
 
     from ..core.denoisers import CNNDenoiser, MachineDenoiser
     from ..core.networks import build_network
-    from ..core.pipeline import assemble_comparison
+    from ..core.pipeline import assemble_comparison, cnn_trajectory, machine_trajectory
     from ..core.sampler import initial_noise, sample
-    from ..core.spec import CNNTrajectory, MachineTrajectory, RunSpec
+    from ..core.spec import RunSpec
 
     train = _tiny_training_set()
     noise = initial_noise((1, 1, _SIZE, _SIZE), seed=1)
@@ -124,26 +114,14 @@ def check_machine(ctx: _Context) -> str:
     if int(src.min()) < 0 or int(src.max()) >= _TRAIN_N:
         raise AssertionError(f"provenance indices outside [0, {_TRAIN_N})")
 
-    def prov(name: str, dtype) -> np.ndarray:
-        return np.stack([getattr(s.extra, name)[0].numpy().astype(dtype) for s in mach.steps])
-
     spec = RunSpec(
         model="self-test CNN", dataset="self-test", subset=_TRAIN_N, steps=_STEPS,
         machine="bbels", patch_size=_PATCH,
     )  # fmt: skip
     ctx.comparison = assemble_comparison(
         spec,
-        CNNTrajectory(**_trajectory_arrays(cnn.steps), final=cnn.final[0].numpy()),
-        MachineTrajectory(
-            **_trajectory_arrays(mach.steps),
-            patch_size=np.full(_STEPS, _PATCH, dtype=np.int64),
-            source_index=prov("source_index", np.int64),
-            source_yx=prov("source_yx", np.int64),
-            weight=prov("weight", np.float32),
-            entropy=prov("entropy", np.float32),
-            final=mach.final[0].numpy().astype(np.float32),
-            train_indices=np.arange(_TRAIN_N, dtype=np.int64),
-        ),
+        cnn_trajectory(cnn.steps, cnn.final),
+        machine_trajectory(mach.steps, mach.final, np.full(_STEPS, _PATCH), np.arange(_TRAIN_N)),
     )
     return (
         f"CNN and bbELS (P={_PATCH}), {_STEPS} DDIM steps, {_TRAIN_N} training images; "

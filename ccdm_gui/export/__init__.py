@@ -10,13 +10,13 @@ worker thread and the CLI runs them directly.
 are drawn.
 
 Long exports take on_progress(i, total) and should_cancel() -> bool; a cancelled or
-failed export leaves nothing behind (ExportCancelled / ExportError).
+failed export leaves nothing behind (WriteCancelled / WriteError).
 """
 
-from .atomic import SIDECAR, ExportCancelled, ExportError
+from ..core.atomic import WriteCancelled, WriteError
 from .compose import Composer, grid, render_frames
 from .formats import FORMATS, LAYOUT_TABLE, LAYOUTS
-from .frames import export_frames, frame_names
+from .frames import SIDECAR, export_frames, frame_names
 from .video import available_formats, export_grid_video, export_video, read_metadata
 
 __all__ = [
@@ -25,8 +25,8 @@ __all__ = [
     "LAYOUT_TABLE",
     "SIDECAR",
     "Composer",
-    "ExportCancelled",
-    "ExportError",
+    "WriteCancelled",
+    "WriteError",
     "available_formats",
     "export_frames",
     "export_grid_video",

@@ -9,11 +9,15 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin
 
 from .. import __version__
+from ..core.atomic import FolderTransaction, WriteCancelled, WriteError, write_file
 from ..core.spec import Comparison
 from ..core.view import DEFAULT_VIEW, View
-from .atomic import SIDECAR, ExportCancelled, ExportError, FolderTransaction, write_file
 from .compose import Composer, check_frames
 from .metadata import export_record, to_json
+
+# Written beside the frames: the run, the view and the files this export wrote (which a
+# later export with overwrite removes before writing its own).
+SIDECAR = "ccdm_export.json"
 
 
 def frame_names(steps: int, layout: str, panels: list[str]) -> list[list[str]]:
@@ -48,24 +52,24 @@ def export_frames(
     ``ccdm_export.json``. Returns the frame paths in step order (for "panels", each
     step's panels in the order cnn, machine, provenance, difference).
 
-    All files appear together or not at all: on cancel (ExportCancelled) or error
-    (ExportError) the folder is as it was.
+    All files appear together or not at all: on cancel (WriteCancelled) or error
+    (WriteError) the folder is as it was.
     """
     try:
         check_frames(layout, scale)
         composer = Composer(comp, view, scale)
     except ValueError as e:
-        raise ExportError(str(e)) from None
+        raise WriteError(str(e)) from None
     folder = Path(folder)
     names = frame_names(composer.steps, layout, composer.panels)
     flat = [n for step in names for n in step]
     drawn = {"layout": layout, "scale": int(scale), **view.record()}
     record = export_record([comp], drawn, files=flat + [SIDECAR])
     total = composer.steps
-    with FolderTransaction(folder, flat + [SIDECAR], overwrite) as tx:
+    with FolderTransaction(folder, flat + [SIDECAR], overwrite, manifest=SIDECAR) as tx:
         for step in range(total):
             if should_cancel is not None and should_cancel():
-                raise ExportCancelled(f"export to {folder} cancelled")
+                raise WriteCancelled(f"export to {folder} cancelled")
             frame = composer.frame(step, layout)
             images = [frame[p] for p in composer.panels] if layout == "panels" else [frame]
             info = PngImagePlugin.PngInfo()

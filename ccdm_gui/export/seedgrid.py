@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw, PngImagePlugin
 
 from .. import __version__
 from ..core import machine_registry, render
+from ..core.atomic import WriteError, atomic_file, check_destination
 from ..core.grid import SeedGrid
-from .atomic import ExportError, atomic_file, check_destination
 from .compose import BACKGROUND, DIM, FOREGROUND, _fitted, _font, enlarge
 from .metadata import _num, to_json
 from .video import _write_video, video_format
@@ -28,18 +28,18 @@ from .video import _write_video, video_format
 def check_outputs(
     png: str | os.PathLike | None, video: str | os.PathLike | None, overwrite: bool = False
 ) -> None:
-    """ExportError for an output that could not be written; call it before computing."""
+    """WriteError for an output that could not be written; call it before computing."""
     if png is None and video is None:
-        raise ExportError("give a PNG file, a video file or both")
+        raise WriteError("give a PNG file, a video file or both")
     if png is not None:
         if Path(png).suffix.lower() != ".png":
-            raise ExportError(f"{png}: the picture must be a .png file")
+            raise WriteError(f"{png}: the picture must be a .png file")
         check_destination(Path(png), overwrite)
     if video is not None:
         video_format(video)
         check_destination(Path(video), overwrite)
     if png is not None and video is not None and Path(png).resolve() == Path(video).resolve():
-        raise ExportError(f"{png}: the picture and the video need different names")
+        raise WriteError(f"{png}: the picture and the video need different names")
 
 
 def grid_record(g: SeedGrid, view: dict) -> dict:
@@ -170,7 +170,7 @@ def export_seed_grid(
     try:
         comp = GridComposer(g, scale)
     except ValueError as e:
-        raise ExportError(str(e)) from None
+        raise WriteError(str(e)) from None
     view = {"scale": comp.scale, "fps": float(fps), "hold_last": float(hold_last)}
     record = grid_record(g, view)
     written = []

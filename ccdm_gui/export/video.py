@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..core.atomic import WriteCancelled, WriteError, atomic_file, error_for
 from ..core.spec import Comparison
 from ..core.view import DEFAULT_VIEW, View
-from .atomic import ExportCancelled, ExportError, atomic_file, error_for
 from .compose import Composer, check_frames, grid
 from .formats import FORMATS, VideoFormat
 from .metadata import export_record, to_json
@@ -38,12 +38,12 @@ def video_format(path: str | os.PathLike, fmt: str | None = None) -> VideoFormat
     name = (fmt or Path(path).suffix.lstrip(".")).lower()
     if name not in FORMATS:
         what = f"format {fmt!r}" if fmt else f"file type {Path(path).suffix or '(none)'!r}"
-        raise ExportError(
+        raise WriteError(
             f"unknown video {what} for {path}; use one of: " + ", ".join(f".{n}" for n in FORMATS)
         )
     f = FORMATS[name]
     if f.codec is not None and not encoder_available(f.codec):
-        raise ExportError(
+        raise WriteError(
             f"cannot write {path}: this installation's FFmpeg has no {f.codec} encoder "
             f"for {name}; available formats: {', '.join(available_formats())}"
         )
@@ -71,7 +71,7 @@ def _checked(
 ) -> Iterator[np.ndarray]:
     for i, frame in enumerate(frames):
         if should_cancel is not None and should_cancel():
-            raise ExportCancelled(f"export to {path} cancelled")
+            raise WriteCancelled(f"export to {path} cancelled")
         yield frame
         if on_progress is not None:
             on_progress(i + 1, total)
@@ -115,11 +115,11 @@ def _write_av(f, fmt: VideoFormat, frames, fps, quality, hold_frames, title, com
                         "row-mt": "1",
                     }
             elif frame.shape[:2] != (stream.height, stream.width):
-                raise ExportError("frames of one video must all have the same size")
+                raise WriteError("frames of one video must all have the same size")
             last = frame
             container.mux(stream.encode(_yuv(frame)))
         if stream is None:
-            raise ExportError("nothing to export: the trajectory has no steps")
+            raise WriteError("nothing to export: the trajectory has no steps")
         for _ in range(hold_frames):
             container.mux(stream.encode(_yuv(last)))
         container.mux(stream.encode(None))
@@ -162,7 +162,7 @@ def _write_gif(f, frames, total, fps, hold_s, comment) -> None:
     images = (_palette_image(fr) for fr in frames)
     first = next(images, None)
     if first is None:
-        raise ExportError("nothing to export: the trajectory has no steps")
+        raise WriteError("nothing to export: the trajectory has no steps")
     first.save(
         f,
         format="GIF",
@@ -193,14 +193,14 @@ def _write_video(
     path = Path(path)
     vf = video_format(path, fmt)
     if not fps > 0:
-        raise ExportError(f"fps must be positive, got {fps}")
+        raise WriteError(f"fps must be positive, got {fps}")
     if hold_last < 0:
-        raise ExportError(f"hold must be >= 0 seconds, got {hold_last}")
+        raise WriteError(f"hold must be >= 0 seconds, got {hold_last}")
     if vf.quality_range is not None:
         quality = vf.default_quality if quality is None else int(quality)
         lo, hi = vf.quality_range
         if not lo <= quality <= hi:
-            raise ExportError(f"quality (CRF) for {vf.name} must be in {lo}..{hi}, got {quality}")
+            raise WriteError(f"quality (CRF) for {vf.name} must be in {lo}..{hi}, got {quality}")
     comment = to_json(record)
     title = record["title"]
     frames = _checked(frames, total, path, on_progress, should_cancel)
@@ -211,7 +211,7 @@ def _write_video(
             else:
                 hold_frames = int(round(hold_last * fps))
                 _write_av(f, vf, frames, fps, quality, hold_frames, title, comment)
-        except ExportError:
+        except WriteError:
             raise
         except OSError as e:
             raise error_for(e, path) from e
@@ -220,7 +220,7 @@ def _write_video(
 
 def _composers(comps: list[Comparison], view: View, layout: str, scale: int):
     """The layout a video is drawn in and a composer per run; a bad option is an
-    ExportError, like every other reason a video cannot be written."""
+    WriteError, like every other reason a video cannot be written."""
     # A video holds one picture per frame: "panels" there means the bare panels side
     # by side ("strip"), without captions.
     layout = "strip" if layout == "panels" else layout
@@ -228,7 +228,7 @@ def _composers(comps: list[Comparison], view: View, layout: str, scale: int):
         check_frames(layout, scale)
         return layout, [Composer(c, view, scale) for c in comps]
     except ValueError as e:
-        raise ExportError(str(e)) from None
+        raise WriteError(str(e)) from None
 
 
 def export_video(
@@ -289,7 +289,7 @@ def export_grid_video(
     """Several comparisons (e.g. seeds) tiled in one video, row-major, each cell the
     frame export_video would write. Runs with fewer steps hold their last frame."""
     if not comps:
-        raise ExportError("a grid video needs at least one comparison")
+        raise WriteError("a grid video needs at least one comparison")
     layout, composers = _composers(comps, view, layout, scale)
     total = max(c.steps for c in composers)
     drawn = _drawn(view, layout, scale, fps, hold_last)
