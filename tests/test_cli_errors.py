@@ -129,7 +129,19 @@ def _base(command: str, inp) -> list[str]:
     small = ["--model", m, "--dataset", d, "--subset", "12", "--device", "cpu"]
     return {
         "run": ["run", *small, "--steps", "2", "--patch-size", "3", "--out", "out"],
-        "export": ["export", *small, "--steps", "2", "--patch-size", "3", "--video", "out.gif"],
+        "export": ["export", *small, "--steps", "2", "--patch-size", "3", "--video", "new/out.gif"],
+        "grid": [
+            "grid",
+            *small,
+            "--seeds",
+            "0-1",
+            "--steps",
+            "2",
+            "--patch-size",
+            "3",
+            "--out",
+            "out.png",
+        ],
         "evaluate": [
             "evaluate",
             *small,
@@ -189,7 +201,7 @@ def _set(argv: list[str], option: str, value: str) -> list[str]:
     return argv
 
 
-COMPUTING = ("run", "export", "evaluate", "calibrate")
+COMPUTING = ("run", "export", "evaluate", "calibrate", "grid")
 ALL = (*COMPUTING, "train")
 _NO_CUDA_HERE = "cuda:0" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
 
@@ -284,12 +296,20 @@ CASES += [
     ("out-under-a-file", ("run",), lambda a, i: _set(a, "--out", "some_file/sub"), "some_file"),
     ("out-taken", ("run",), lambda a, i: _set(a, "--out", "taken"), "trajectory.npz"),
     (
-        "video-folder-missing",
+        "video-folder-uncreatable",
         ("export",),
-        lambda a, i: _set(a, "--video", "missing_folder/x.mp4"),
-        lambda i: "missing_folder",
+        lambda a, i: _set(a, "--video", "/proc/ccdm_x/v.mp4"),
+        lambda i: "--video /proc/ccdm_x/v.mp4: cannot create a folder in /proc",
     ),
-    ("video-format", ("export",), lambda a, i: _set(a, "--video", "x.xyz"), lambda i: "x.xyz"),
+    (
+        "video-format",
+        ("export", "grid"),
+        lambda a, i: _set(a, "--video", "x.xyz"),
+        lambda i: "x.xyz",
+    ),
+    ("picture-format", ("grid",), lambda a, i: _set(a, "--out", "x.jpg"), lambda i: "--out x.jpg"),
+    ("picture-taken", ("grid",), lambda a, i: _set(a, "--out", "taken.png"), "taken.png"),
+    ("class-unknown", ("grid",), lambda a, i: _set(a, "--class", "trouser"), "--class trouser"),
     ("video-taken", ("export",), lambda a, i: _set(a, "--video", "taken.gif"), "taken.gif"),
     (
         "frames-uncreatable",
@@ -357,6 +377,7 @@ def _workdir(tmp_path: Path, model: Path) -> Path:
     (work / "taken").mkdir()
     (work / "taken" / "trajectory.npz").write_bytes(b"an earlier run")
     (work / "taken.gif").write_bytes(b"an earlier video")
+    (work / "taken.png").write_bytes(b"an earlier picture")
     (work / "taken.json").write_text("{}")
     (work / "taken.safetensors").write_bytes(model.read_bytes())
     return work
@@ -399,7 +420,12 @@ def test_the_table_base_command_lines_work(command, inputs, tmp_path, monkeypatc
     work = _workdir(tmp_path, inputs["model"])
     monkeypatch.chdir(work)
     assert main(_base(command, inputs)) == 0, capsys.readouterr().err
-    written = {"run": "out/metrics.json", "export": "out.gif", "train": "out.safetensors"}
+    written = {
+        "run": "out/metrics.json",
+        "export": "new/out.gif",  # a video's missing folder is made, as --frames' is
+        "grid": "out.png",
+        "train": "out.safetensors",
+    }
     assert (work / written.get(command, "out.json")).is_file()
 
 

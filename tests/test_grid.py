@@ -125,9 +125,10 @@ def test_outputs_are_checked_before_anything_is_computed(tmp_path):
         check_outputs(tmp_path / "no" / "g.png", None)
     with pytest.raises(WriteError, match="PNG file, a video file or both"):
         check_outputs(None, None)
-    # the command reports a bad output before it even reads the (missing) model
+    # the command reports a bad output (a bad argument: status 2) before it even reads
+    # the (missing) model
     rc = main(["grid", "--model", str(tmp_path / "missing.safetensors"), "--out", str(existing)])
-    assert rc == 1 and existing.read_bytes() == b"keep me"
+    assert rc == 2 and existing.read_bytes() == b"keep me"
 
 
 def test_ccdm_grid_one_class_by_name(files, tmp_path, capsys):
@@ -143,7 +144,7 @@ def test_ccdm_grid_one_class_by_name(files, tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), want)
     assert read_metadata(video)["labels"] == [1]
     # a second run refuses to replace the files unless told to
-    assert main([*argv, "--out", str(png)]) == 1
+    assert main([*argv, "--out", str(png)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--out", str(png), "--overwrite"]) == 0
 
@@ -156,7 +157,7 @@ def test_ccdm_grid_all_classes_and_a_bad_class(files, tmp_path, capsys):
     assert main([*argv, "--out", str(png), "--scale", "1"]) == 0
     record = json.loads(Image.open(png).text["Comment"])
     assert record["labels"] == list(range(10)) and record["classes"][9] == "Ankle boot"
-    assert main([*argv, "--class", "hat", "--out", str(tmp_path / "x.png")]) == 1
+    assert main([*argv, "--class", "hat", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "'hat' is not a class" in err and "1 Trouser" in err
     assert not (tmp_path / "x.png").exists()

@@ -55,7 +55,7 @@ def _check_video(args, path: Path) -> None:
     from ..export import FORMATS, WriteError
     from ..export.video import video_format
 
-    validate.output_file("--video", path, args.overwrite, FORMATS, folder_must_exist=True)
+    validate.output_file("--video", path, args.overwrite, FORMATS)
     try:
         vf = video_format(path)
     except WriteError as e:
@@ -168,6 +168,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             written.append(folder)
         if args.video and not args.grid:
             out = _suffixed(Path(args.video), comp.spec.seed, many)
+            out.parent.mkdir(parents=True, exist_ok=True)  # as --frames and run's --out
             b, cb = bar(f"video {out}")
             with b:
                 export_video(
@@ -176,6 +177,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             written.append(out)
     if args.grid:
         out = Path(args.video)
+        out.parent.mkdir(parents=True, exist_ok=True)
         b, cb = bar(f"grid video {out}")
         with b:
             export_grid_video(

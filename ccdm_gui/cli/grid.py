@@ -8,7 +8,6 @@ PNG (the final samples) and one video (every step).
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .run import add_model_data_args, add_patch_size_arg, resolve_common
 
@@ -31,38 +30,62 @@ def _labels(text: str | None, num_classes: int, names: list[str]) -> list[int | 
         return [None]
     if text.strip().lower() == "all":
         if not names:
-            raise ValueError("--class all needs a class-conditional model or a known dataset")
+            raise ValueError("needs a class-conditional model or a known dataset")
         return list(range(len(names)))
     if not names:
-        raise ValueError(f"--class {text}: this model's dataset has no known classes")
+        raise ValueError("this model's dataset has no known classes")
     return [parse_class(text, names)]
+
+
+def _check(args: argparse.Namespace) -> list[int | None]:
+    """Every argument and output, before any sampling; returns the rows' labels."""
+    from ..core import validate
+    from ..core.datasets.known import class_names
+    from ..core.machine_registry import default_machine
+    from ..core.spec import RunSpec
+    from ..export import FORMATS, WriteError
+    from ..export.seedgrid import check_outputs
+    from ..export.video import video_format
+    from .evaluate import check_machines
+
+    if args.out is None and args.video is None:
+        raise validate.ArgumentError("--out", "missing: give --out PNG, --video FILE or both")
+    if args.out is not None:
+        validate.output_file("--out", args.out, args.overwrite, ("png",), folder_must_exist=True)
+    if args.video is not None:
+        validate.output_file("--video", args.video, args.overwrite, FORMATS, folder_must_exist=True)
+        try:
+            video_format(args.video)
+            check_outputs(args.out, args.video, args.overwrite)
+        except WriteError as e:
+            raise validate.ArgumentError("--video", f"{args.video}: {e}") from None
+    validate.at_least("--scale", args.scale)
+    validate.at_least("--hold", args.hold, 0)
+    if not args.fps > 0:
+        raise validate.ArgumentError("--fps", f"{args.fps}: must be more than 0")
+    resolve_common(args)
+    info = validate.load_model(args.model, args.device).info
+    names = class_names(info.dataset.get("id"), info.num_classes or None)
+    try:
+        labels = _labels(args.label, info.num_classes, names)
+    except ValueError as e:
+        raise validate.ArgumentError("--class", f"{args.label}: {e}") from None
+    boundary = args.boundary or info.padding
+    check_machines([args.machine or default_machine(boundary)], boundary)
+    for lab in labels:
+        validate.label(lab, info)
+        spec = RunSpec(args.model, args.dataset, args.subset, label=lab, device=args.device)
+        validate.training_images(spec, info)
+    return labels
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core.checkpoint import CheckpointError
-    from ..core.datasets import DatasetError
-    from ..core.datasets.known import class_names
     from ..core.grid import seed_grid
-    from ..core.pipeline import load_model
-    from ..export import WriteError
-    from ..export.seedgrid import check_outputs, export_seed_grid
+    from ..export.seedgrid import export_seed_grid
 
-    def fail(msg: str) -> int:
-        print(f"ccdm grid: error: {msg}", file=sys.stderr)
-        return 1
-
-    try:
-        check_outputs(args.out, args.video, args.overwrite)
-        if int(args.scale) < 1:
-            raise WriteError(f"--scale must be a positive integer, got {args.scale}")
-        resolve_common(args)
-        info = load_model(args.model, args.device).info
-        names = class_names(info.dataset.get("id"), info.num_classes or None)
-        labels = _labels(args.label, info.num_classes, names)
-    except (WriteError, CheckpointError, ValueError) as e:
-        return fail(str(e))
+    labels = _check(args)
     bar = tqdm(desc="grid", unit="step")
 
     def progress(done: int, total: int) -> None:
@@ -70,33 +93,29 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
-    try:
-        g = seed_grid(
-            args.model,
-            args.dataset,
-            labels,
-            args.seeds,
-            steps=args.steps,
-            subset=args.subset,
-            machine=args.machine,
-            boundary=args.boundary,
-            patch_size=args.patch_size,
-            device=args.device,
-            on_progress=progress,
-        )
-        bar.close()
-        written = export_seed_grid(
-            g,
-            args.out,
-            args.video,
-            scale=args.scale,
-            fps=args.fps,
-            hold_last=args.hold,
-            overwrite=args.overwrite,
-        )
-    except (WriteError, DatasetError, CheckpointError, ValueError) as e:
-        bar.close()
-        return fail(str(e))
+    g = seed_grid(
+        args.model,
+        args.dataset,
+        labels,
+        args.seeds,
+        steps=args.steps,
+        subset=args.subset,
+        machine=args.machine,
+        boundary=args.boundary,
+        patch_size=args.patch_size,
+        device=args.device,
+        on_progress=progress,
+    )
+    bar.close()
+    written = export_seed_grid(
+        g,
+        args.out,
+        args.video,
+        scale=args.scale,
+        fps=args.fps,
+        hold_last=args.hold,
+        overwrite=args.overwrite,
+    )
     print(f"{'class':14s} " + " ".join(f"{s:>5d}" for s in g.seeds) + "   median r")
     for name, row in zip(g.names, g.correlation, strict=True):
         cells = " ".join(f"{v:5.2f}" for v in row)
