@@ -311,6 +311,31 @@ def test_a_hash_collision_leaves_the_candidates_unmerged(fresh_dedup, monkeypatc
     assert dedup._merge(train, 3) is None
 
 
+@pytest.mark.parametrize("part_windows,chunk_elements", [(1 << 22, 1 << 22), (40, 900)])
+def test_a_merge_names_every_distinct_window_at_its_first_occurrence(
+    part_windows, chunk_elements, monkeypatch
+):
+    # Against brute force over the unfolded windows, built whole and built in parts over
+    # chunks of two images (groups met in several chunks and parts).
+    monkeypatch.setattr(dedup, "_PART_WINDOWS", part_windows)
+    monkeypatch.setattr(dedup, "_HASH_CHUNK_ELEMENTS", chunk_elements)
+    train = _mostly_constant(6, 9, 1, 9, 8)
+    found = dedup._merge(train, 3)
+    windows = dedup._windows(train, 3)
+    _, inverse, counts = torch.unique(windows, dim=0, return_inverse=True, return_counts=True)
+    first = torch.full((counts.numel(),), len(windows)).scatter_reduce_(
+        0, inverse, torch.arange(len(windows)), "amin"
+    )
+    order = first.argsort()
+    assert found is not None
+    assert found.origin.tolist() == first[order].tolist()
+    assert found.counts.tolist() == counts[order].float().tolist()
+    keys, values = dedup.window_columns(train, found.origin, 3)
+    torch.testing.assert_close(keys, windows[found.origin.long()].T, rtol=0, atol=0)
+    centres = train[:, :, 1:-1, 1:-1].reshape(9, 1, -1).transpose(1, 2).reshape(-1, 1)
+    torch.testing.assert_close(values, centres[found.origin.long()].T, rtol=0, atol=0)
+
+
 def test_random_data_is_not_merged(fresh_dedup):
     x, train = random_case(6, 1, 9, 8, 6, 1, 0.5)
     machine_denoise(x, 0.5, train, "els", 3, "circular")

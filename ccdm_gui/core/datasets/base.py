@@ -50,27 +50,40 @@ def prepare_images(
         raise DatasetError(f"{source}: contains no images")
     if raw.shape[-1] == 4 and channels in (None, 1, 3):
         raw = raw[..., :3]  # RGBA: the alpha channel is not part of the image
+    c = raw.shape[-1]
+    if channels is not None and c != channels and not (c in (1, 3) and channels in (1, 3)):
+        raise DatasetError(
+            f"{source}: images have {c} channel(s); the model needs {channels}, "
+            "and only grey <-> RGB conversion is supported"
+        )
+    size = tuple(raw.shape[1:3]) if image_size is None else (image_size, image_size)
+    out = torch.empty(raw.shape[0], channels or c, *size)
+    # A block of images at a time: the float copies of the whole set (four of them, 1 GB
+    # for MNIST) would be the largest memory the app ever holds.
+    for i in range(0, raw.shape[0], _PREPARE_BLOCK):
+        out[i : i + _PREPARE_BLOCK] = _prepare_block(raw[i : i + _PREPARE_BLOCK], size, channels)
+    return out
+
+
+# Images converted at a time (16 MB of float32 at 32 x 32 x 3).
+_PREPARE_BLOCK = 4096
+
+
+def _prepare_block(raw: np.ndarray, size: tuple[int, int], channels: int | None):
     x = torch.from_numpy(np.ascontiguousarray(raw)).permute(0, 3, 1, 2).float()
     c = x.shape[1]
     if channels is not None and c != channels:
         if c == 1 and channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        elif c == 3 and channels == 1:
+        else:
             # ITU-R 601 luma, the weights PIL's convert("L") uses, so folders and arrays agree.
             w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             x = (x * w).sum(dim=1, keepdim=True)
-        else:
-            raise DatasetError(
-                f"{source}: images have {c} channel(s); the model needs {channels}, "
-                "and only grey <-> RGB conversion is supported"
-            )
     x = x / 127.5 - 1.0
-    if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
+    if tuple(x.shape[-2:]) != size:
         # antialias only changes downsampling (large photos); 28 -> 32 is plain bilinear.
-        x = F.interpolate(
-            x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
-        )
-    return x.clamp_(-1.0, 1.0).contiguous()
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x.clamp_(-1.0, 1.0)
 
 
 def subset(ds: Dataset, n: int | None = None, per_class: int | None = None) -> Dataset:

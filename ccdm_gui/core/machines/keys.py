@@ -206,12 +206,16 @@ def image_chunks(train: torch.Tensor, chunk: int) -> Iterator[KeyChunk]:
 
 
 def unique_chunks(found: UniqueKeys, chunk: int) -> Iterator[KeyChunk]:
-    """A problem's merged valid windows (one group), ``chunk`` at a time."""
-    dim, c = found.keys.shape[0], found.values.shape[0]
-    total = found.keys.shape[1]
+    """A problem's merged valid windows (one group), ``chunk`` at a time, each cut from
+    the training set where it first occurs."""
+    c = found.train.shape[1]
+    dim = c * found.patch_size**2
+    total = found.origin.numel()
     for j0 in range(0, total, chunk):
         j1 = min(total, j0 + chunk)
-        bank = _bank(1, dim, c, j1 - j0, found.keys)
-        bank[0, :dim] = found.keys[:, j0:j1]
-        bank[0, dim + 2 :] = found.values[:, j0:j1]
-        yield KeyChunk(bank, 0, 0, found.keys_per_image, found.counts[j0:j1], found.origin[j0:j1])
+        keys, values = found.windows(j0, j1)
+        bank = _bank(1, dim, c, j1 - j0, found.train)
+        bank[0, :dim] = keys
+        bank[0, dim + 2 :] = values
+        origin = found.origin[j0:j1].to(torch.int64)
+        yield KeyChunk(bank, 0, 0, found.keys_per_image, found.counts[j0:j1], origin)
