@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from ..core.calibrate import calibrate_model
     from ..core.machine_registry import CALIBRATABLE
     from ..core.spec import RunSpec
+    from .errors import abandoned
     from .evaluate import check_machines, machine_list
     from .run import resolve_common
 
@@ -39,19 +41,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
-    res = calibrate_model(
-        args.model,
-        args.dataset,
-        subset=args.subset,
-        seeds=range(args.first_seed, args.first_seed + args.seeds),
-        machines=machines,
-        p_max=args.p_max,
-        boundary=args.boundary,
-        steps=args.steps,
-        device=args.device,
-        write=args.write,
-        on_progress=progress,
-    )
+    # With --write the checkpoint is rewritten inside: Ctrl+C must then unwind normally.
+    with contextlib.nullcontext() if args.write else abandoned("calibrate"):
+        res = calibrate_model(
+            args.model,
+            args.dataset,
+            subset=args.subset,
+            seeds=range(args.first_seed, args.first_seed + args.seeds),
+            machines=machines,
+            p_max=args.p_max,
+            boundary=args.boundary,
+            steps=args.steps,
+            device=args.device,
+            write=args.write,
+            on_progress=progress,
+        )
     bar.close()
     for m in machines:
         print(res.table(m))

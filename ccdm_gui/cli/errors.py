@@ -63,6 +63,18 @@ def describe(e: BaseException) -> tuple[str, int]:
     return "", EXIT_FAILURE
 
 
+def interrupted_line(command: str) -> str:
+    return f"ccdm {command}: interrupted; nothing more was written"
+
+
+def abandoned(command: str):
+    """For a block that computes and writes nothing: Ctrl+C there ends ``ccdm <command>``
+    at once (core.interrupt.abandoned)."""
+    from ..core.interrupt import abandoned as block
+
+    return block(interrupted_line(command))
+
+
 def run_command(command: str, func: Callable[[argparse.Namespace], int], args) -> int:
     """Run a sub-command; whatever it raises ends here as one line and a status."""
     debug = debug_wanted(args)
@@ -71,7 +83,7 @@ def run_command(command: str, func: Callable[[argparse.Namespace], int], args) -
         return int(func(args) or 0)
     except KeyboardInterrupt:
         _close_bars()
-        print(f"\n{prefix}: interrupted; nothing more was written", file=sys.stderr)
+        print(f"\n{interrupted_line(command)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
         _close_bars()

@@ -81,6 +81,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core import validate
     from ..core.evaluate import evaluate
     from ..core.spec import RunSpec
+    from .errors import abandoned
 
     if args.json:
         validate.output_file("--json", args.json, args.overwrite)
@@ -107,20 +108,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.n = i + 1
         bar.refresh()
 
-    res = evaluate(
-        args.model,
-        args.dataset,
-        machines,
-        seeds,
-        cnn_steps=args.cnn_steps,
-        steps=args.steps,
-        subset=args.subset,
-        boundary=args.boundary,
-        patch_size=args.patch_size,
-        baseline=args.baseline,
-        device=args.device,
-        on_progress=progress,
-    )
+    with abandoned("evaluate"):  # --json is written after
+        res = evaluate(
+            args.model,
+            args.dataset,
+            machines,
+            seeds,
+            cnn_steps=args.cnn_steps,
+            steps=args.steps,
+            subset=args.subset,
+            boundary=args.boundary,
+            patch_size=args.patch_size,
+            baseline=args.baseline,
+            device=args.device,
+            on_progress=progress,
+        )
     bar.close()
     _report(res, args.json)
     return 0

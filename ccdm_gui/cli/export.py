@@ -103,12 +103,14 @@ def _load_trajectories(paths: list[str]) -> list:
 
 def _compute(specs: list):
     from ..core.pipeline import TrajectoryCache, run_comparison
+    from .errors import abandoned
 
     cache = TrajectoryCache()
     for spec in specs:
         bars = StageBars(f"seed {spec.seed} ")
         try:
-            comp = run_comparison(spec, cache=cache, on_step=bars)
+            with abandoned("export"):  # the files are written after, not during
+                comp = run_comparison(spec, cache=cache, on_step=bars)
         finally:
             bars.close()
         yield comp

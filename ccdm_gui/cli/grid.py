@@ -84,6 +84,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     from ..core.grid import seed_grid
     from ..export.seedgrid import export_seed_grid
+    from .errors import abandoned
 
     labels = _check(args)
     bar = tqdm(desc="grid", unit="step")
@@ -93,19 +94,20 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
-    g = seed_grid(
-        args.model,
-        args.dataset,
-        labels,
-        args.seeds,
-        steps=args.steps,
-        subset=args.subset,
-        machine=args.machine,
-        boundary=args.boundary,
-        patch_size=args.patch_size,
-        device=args.device,
-        on_progress=progress,
-    )
+    with abandoned("grid"):  # the files are written after
+        g = seed_grid(
+            args.model,
+            args.dataset,
+            labels,
+            args.seeds,
+            steps=args.steps,
+            subset=args.subset,
+            machine=args.machine,
+            boundary=args.boundary,
+            patch_size=args.patch_size,
+            device=args.device,
+            on_progress=progress,
+        )
     bar.close()
     written = export_seed_grid(
         g,

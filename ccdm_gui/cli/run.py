@@ -165,6 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         save_comparison,
         schedule_for,
     )
+    from .errors import abandoned
 
     resolve_common(args)
     out = validate.output_folder("--out", args.out)
@@ -173,7 +174,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = checked_spec(args, info, args.seed)
     bars = StageBars()
     timing = Timing()
-    comp = run_comparison(spec, on_step=bars, timing=timing)
+    with abandoned("run"):
+        comp = run_comparison(spec, on_step=bars, timing=timing)
     timings = {"cnn_seconds": timing.cnn_seconds, "machine_seconds": timing.machine_seconds}
     bars.close()
     _, own = schedule_for(info, spec.machine)

@@ -15,6 +15,7 @@ a call runs is the route's (routes.Route.isa); routes.py decides where it runs a
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -124,6 +125,26 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pools[threads]
 
 
+def _results(futures: list) -> list:
+    """Each work item's result. The kernels write through raw pointers into arrays this
+    thread owns: if Ctrl+C (KeyboardInterrupt) or any error ends the wait early, the
+    items still running must finish before the arrays can be freed (else the heap is
+    corrupted and the process aborts), so the items not started are cancelled, the rest
+    waited for, and the interruption raised after."""
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        while True:
+            try:
+                concurrent.futures.wait(futures)
+                break
+            except KeyboardInterrupt:  # a second Ctrl+C: still wait
+                continue
+        raise
+
+
 def key_block(d: int, cv: int, block_floats: int = BLOCK_FLOATS) -> int:
     kb = max(LANES, block_floats // (d + 2 + cv))
     return kb - kb % LANES
@@ -149,7 +170,7 @@ def fold(groups: list[FoldArgs], mpad: int, threads: int, isa: int) -> None:
         futures = [
             pool.submit(_lib.ccdm_fold, ctypes.byref(args), q0, q1, isa) for args, q0, q1 in items
         ]
-        failed = [f.result() for f in futures]
+        failed = _results(futures)
     if any(failed):
         raise MemoryError("the compiled fold could not allocate its block of keys")
 
@@ -171,6 +192,6 @@ def wsum(per_thread: list[WsumArgs], isa: int) -> None:
             pool.submit(_lib.ccdm_wsum, ctypes.byref(a), t, threads, isa)
             for t, a in enumerate(per_thread)
         ]
-        failed = [f.result() for f in futures]
+        failed = _results(futures)
     if any(failed):
         raise MemoryError("the window-sum kernel could not allocate its scratch memory")
