@@ -700,3 +700,18 @@ def test_seed_grid_dialog_writes_what_ccdm_grid_writes(qtbot, files, make_window
     np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), want)
     assert video.read_bytes()[:3] == b"GIF"
     dlg.close()
+
+
+def test_subset_all_runs_on_the_whole_training_set(qtbot, files, make_window, private_settings):
+    from ccdm_gui.core.pipeline import load_model, load_training_images
+
+    w = make_window(options(files) | {"autostart": False}, wait=False)
+    w.controls.subset.setValue(0)
+    assert w.controls.subset.text() == "all"
+    spec = w.spec()
+    assert spec.subset is None
+    info = load_model(spec.model).info
+    assert len(load_training_images(spec, info).images) == len(load_dataset(spec.dataset).images)
+    w.close()
+    w2 = make_window({"autostart": False}, wait=False)
+    assert w2.controls.subset.text() == "all" and w2.spec().subset is None

@@ -66,12 +66,14 @@ class ControlPanel(QWidget):
         self.dataset_btn.setToolTip("Open a dataset file or folder, Ctrl+D")
         self.dataset_btn.clicked.connect(self.open_dataset)
         self.subset = QSpinBox()
-        self.subset.setRange(1, 1_000_000)
+        # 0, shown as "all": the whole training set (the spec's subset None).
+        self.subset.setRange(0, 1_000_000)
+        self.subset.setSpecialValueText("all")
         self.subset.setSingleStep(100)
         self.subset.setKeyboardTracking(False)
         self.subset.setToolTip(
             "training images the machine may copy from: the first N (of the chosen class, "
-            "for a class-conditional model)"
+            "for a class-conditional model), or all of them (below 1)"
         )
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -185,7 +187,7 @@ class ControlPanel(QWidget):
 
     def values(self) -> dict:
         return {
-            "subset": self.subset.value(),
+            "subset": self.subset.value() or None,
             "seed": self.seed.value(),
             "label": self.label.currentData(),
             "steps": self.steps.value(),
@@ -255,7 +257,7 @@ class ControlPanel(QWidget):
         old = [w.blockSignals(True) for w in widgets]
         try:
             if "subset" in values:
-                self.subset.setValue(int(values["subset"]))
+                self.subset.setValue(int(values["subset"] or 0))
             if "seed" in values:
                 self.seed.setValue(int(values["seed"]))
             if "steps" in values:

@@ -131,7 +131,7 @@ class GridDialog(QDialog):
         self.overwrite_check = QCheckBox("Replace existing files")
         form.addRow("", self.overwrite_check)
         what = QLabel(
-            f"{spec.machine} · N = {spec.subset} (of each class) · {spec.steps} steps · "
+            f"{spec.machine} · N = {spec.subset or 'all'} (of each class) · {spec.steps} steps · "
             "each class: the CNN's samples above the machine's"
         )
         what.setWordWrap(True)

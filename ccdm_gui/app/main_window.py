@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
         s.setValue("last/dataset", good.dataset if good else self.dataset_path)
         v = self.controls.values()
         for k in ("subset", "seed", "steps", "device", "machine", "boundary"):
-            s.setValue(f"last/{k}", v[k])
+            s.setValue(f"last/{k}", v[k] or 0 if k == "subset" else v[k])
         p = v["patch_size"]
         s.setValue("last/patch_size", "calibrated" if p is None else str(p))
         for k, val in dataclasses.asdict(self.controls.view()).items():

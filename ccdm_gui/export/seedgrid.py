@@ -86,7 +86,7 @@ class GridComposer:
         # Even sizes, as H.264 in yuv420p needs.
         self.width, self.height = width + width % 2, height + height % 2
         self.title = (
-            f"{Path(g.model).name} · {self.machine_title} · N = {g.subset} per class · "
+            f"{Path(g.model).name} · {self.machine_title} · N = {g.subset or 'all'} per class · "
             f"{g.steps} steps"
         )
 
