@@ -400,15 +400,18 @@ def test_hover_reports_pixel_values_and_source(qtbot, files, make_window):
     msg = w.statusBar().currentMessage()
     si = int(m.source_index[step, 3, 4])
     wt = float(m.weight[step, 3, 4])
-    what = "source image" if wt > 0.5 else "no majority; top candidate"
-    assert f"{what} #{int(m.train_indices[si])}" in msg
-    assert f"weight {wt:.3f}" in msg
-    # The other reading of the same pixel, with its weight moved across one half.
-    m.weight[step, 3, 4] = 0.3 if wt > 0.5 else 0.9
+    # The tiny dataset's images are all different: one source, its weight its own.
+    assert int(m.shared_images[step, 3, 4]) == 1
+    assert msg.startswith("row 3, col 4:")
+    assert f"source image #{int(m.train_indices[si])}" in msg
+    assert f"holds weight {wt:.3f}" in msg
+    assert f"= {np.exp(m.entropy[step, 3, 4]):.3g} effective candidates" in msg
+    # The same pixel read as a patch that three images share in five copies.
+    m.shared_images[step, 3, 4], m.shared_count[step, 3, 4] = 3, 5
     w.panels.hovered.emit("machine", 3, 4)
     msg = w.statusBar().currentMessage()
-    what = "no majority; top candidate" if wt > 0.5 else "source image"
-    assert f"{what} #{int(m.train_indices[si])}" in msg
+    assert f"generic patch, in 3 training images (first #{int(m.train_indices[si])}" in msg
+    assert f"holds weight {min(1.0, 5 * wt):.3f} (5 identical copies)" in msg
 
 
 # --------------------------------------------------------------------------- errors, files

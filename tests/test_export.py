@@ -149,7 +149,8 @@ def test_export_frames_png_equal_rendered_exactly(comp, tmp_path):
 
 
 def test_export_frames_panels_layout(comp, tmp_path):
-    paths = export_frames(comp, tmp_path / "p", View(diff=True), layout="panels", scale=1)
+    view = View(prov_mode="source", diff=True)
+    paths = export_frames(comp, tmp_path / "p", view, layout="panels", scale=1)
     assert len(paths) == 4 * T
     assert (tmp_path / "p" / "difference_004.png").exists()
     img = np.asarray(Image.open(tmp_path / "p" / "provenance_002.png").convert("RGB"))
@@ -234,8 +235,10 @@ def test_mp4_pads_odd_sizes_to_even(comp, tmp_path):
 
 
 def test_gif_frames_equal_rendered_exactly(few_colours, tmp_path):
-    path = export_video(few_colours, tmp_path / "run.gif", fps=4, hold_last=2.0, scale=4)
-    ref = render_frames(few_colours, scale=4)
+    # Categorical provenance: a GIF palette holds every colour (the mosaic's fades do not fit).
+    view = View(prov_mode="source")
+    path = export_video(few_colours, tmp_path / "run.gif", view, fps=4, hold_last=2.0, scale=4)
+    ref = render_frames(few_colours, view, scale=4)
     frames, _, meta = decode(path)
     assert len(frames) == T
     for f, r in zip(frames, ref, strict=True):

@@ -39,6 +39,8 @@ def _cut_machine(m: MachineTrajectory, k: int) -> MachineTrajectory:
         source_yx=m.source_yx[:k],
         weight=m.weight[:k],
         entropy=m.entropy[:k],
+        shared_count=None if m.shared_count is None else m.shared_count[:k],
+        shared_images=None if m.shared_images is None else m.shared_images[:k],
         final=m.x0[k - 1],
     )
 

@@ -104,8 +104,9 @@ class Inspector(QDockWidget):
         self.request: InspectRequest | None = None
         self.result: InspectResult | None = None
 
-    def begin(self, req: InspectRequest, entropy: float, full_index: int) -> None:
-        """Show what the trajectory knows now; candidates follow via ``set_result``."""
+    def begin(self, req: InspectRequest, entropy: float, full_index: int, note: str = "") -> None:
+        """Show what the trajectory knows now; candidates follow via ``set_result``.
+        ``note``: a line on the patch's copies (a generic patch, shared by images)."""
         self.request, self.result = req, None
         r, c = req.pixel
         sr, sc = req.source_yx
@@ -114,7 +115,7 @@ class Inspector(QDockWidget):
             f"P = {req.patch_size}<br>"
             f"source: training image <b>#{full_index}</b> (index in the full dataset), "
             f"patch centre (row {sr}, col {sc}), weight {req.weight:.3f}, "
-            f"entropy {entropy:.2f} nats"
+            f"entropy {entropy:.2f} nats" + (f"<br>{note}" if note else "")
         )
         q = crop(req.x_t, req.pixel, req.patch_size, req.spec.boundary)
         scale = fit_scale(req.patch_size, _PATCH_PX, 2)

@@ -97,6 +97,28 @@ class Banner(QFrame):
         self.show()
 
 
+def source_readout(m, step: int, r: int, c: int, full: int) -> str:
+    """Where pixel (r, c) came from, as the hover readout says it: the source image, or
+    a generic patch with how many training images share it; the weight its patch holds
+    (all identical copies together) and the effective number of candidates."""
+    f = provenance.Frame(m, step)
+    sy, sx = (int(v) for v in m.source_yx[step, r, c])
+    images = int(provenance.shared_images(f)[r, c])
+    held = float(provenance.patch_weight(f)[r, c])
+    copies = 1 if m.shared_count is None else int(m.shared_count[step, r, c])
+    entropy = float(m.entropy[step, r, c])
+    where = f"at (row {sy}, col {sx})"
+    if images > 1:
+        what = f"generic patch, in {images} training images (first #{full} {where})"
+    else:
+        what = f"source image #{full} {where}"
+    many = f" ({copies} identical copies)" if copies > 1 else ""
+    return (
+        f"{what}; its patch holds weight {held:.3f}{many}; entropy {entropy:.2f} nats = "
+        f"{np.exp(entropy):.3g} effective candidates"
+    )
+
+
 class MainWindow(QMainWindow):
     comparison_ready = Signal(object)  # Comparison, each time a run completes
     run_failed = Signal(str)
@@ -728,13 +750,7 @@ class MainWindow(QMainWindow):
             parts.append(f"{render.machine_name(comp)} " + " ".join(f"{x:+.3f}" for x in mv))
             si = int(m.source_index[step, r, c])
             full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
-            sy, sx = (int(v) for v in m.source_yx[step, r, c])
-            wt = float(m.weight[step, r, c])
-            what = "source image" if wt > provenance.MAJORITY else "no majority; top candidate"
-            parts.append(
-                f"{what} #{full} at (row {sy}, col {sx}), weight "
-                f"{wt:.3f}, entropy {float(m.entropy[step, r, c]):.2f}"
-            )
+            parts.append(source_readout(m, step, r, c, full))
         self.statusBar().showMessage("   ".join(parts))
 
     def inspect_pixel(self, _panel: str, r: int, c: int) -> int | None:
@@ -758,7 +774,18 @@ class MainWindow(QMainWindow):
         )
         full = int(m.train_indices[si]) if 0 <= si < len(m.train_indices) else si
         self._place_inspector()
-        self.inspector.begin(req, float(m.entropy[step, r, c]), full)
+        f = provenance.Frame(m, step)
+        images = int(provenance.shared_images(f)[r, c])
+        copies = 1 if m.shared_count is None else int(m.shared_count[step, r, c])
+        note = ""
+        if copies > 1:
+            held = float(provenance.patch_weight(f)[r, c])
+            note = (
+                f"<b>{'generic' if images > 1 else 'repeated'} patch</b>: {copies} identical "
+                f"copies in {images} training image{'s' if images > 1 else ''} hold weight "
+                f"{held:.3f} together"
+            )
+        self.inspector.begin(req, float(m.entropy[step, r, c]), full, note)
         self._inspect_id = self.worker.inspect(req)
         return self._inspect_id
 

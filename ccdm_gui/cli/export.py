@@ -200,7 +200,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     from ..core.machine_registry import BOUNDARIES, MACHINES
     from ..core.provenance import KEYS as PROVENANCE_MODES
-    from ..core.view import SHOW_MODES
+    from ..core.view import DEFAULT_VIEW, SHOW_MODES
     from ..export.formats import FORMATS, LAYOUTS
 
     p = sub.add_parser(
@@ -231,7 +231,7 @@ def register(sub) -> None:
         "video); strip: panels side by side without text",
     )
     out.add_argument("--show", choices=SHOW_MODES, default="x0", help="x0 (default) or xt")
-    out.add_argument("--provenance", choices=PROVENANCE_MODES, default="source")
+    out.add_argument("--provenance", choices=PROVENANCE_MODES, default=DEFAULT_VIEW.prov_mode)
     out.add_argument("--diff", action="store_true", help="add the CNN - machine panel")
     out.add_argument("--grid", action="store_true", help="one video of all seeds, tiled")
     out.add_argument("--columns", type=int, default=None, help="grid columns (default: square)")

@@ -160,6 +160,93 @@ def _entropy_top(f: Frame) -> float:
     return f.entropy_max if f.entropy_max is not None else entropy_limit(f.traj, f.machine)
 
 
+# ----------------------------------------------------------------------------- mosaic
+
+# Each pixel in its leading source's colour, faded towards DARK as the softmax grows
+# uncertain: by 1 - H' / H_max, where H' is the entropy with the winner's identical
+# copies counted as one candidate (a tie among equal patches is not uncertainty) and
+# H_max the entropy of a uniform choice among all candidates. A patch found in several
+# training images has no one source: it is "generic", one neutral colour, faded alike.
+# (Fading by the winner's weight instead left the default run dim at every step: on
+# resized MNIST thousands of near-blank patches, equal to the eye but not in value,
+# share the background's weight.)
+DARK = (24, 24, 28)
+GENERIC = (160, 160, 160)
+# A weak lead keeps a trace of colour, so where each source leads stays visible at
+# every step.
+FLOOR = 0.2
+
+
+def patch_weight(f: Frame) -> np.ndarray:
+    """Softmax weight held by the winning patch and its identical copies, per pixel."""
+    w = np.asarray(f.traj.weight[f.step], dtype=np.float64)
+    if f.traj.shared_count is not None:
+        w = w * np.asarray(f.traj.shared_count[f.step])
+    return np.clip(w, 0.0, 1.0)
+
+
+def shared_images(f: Frame) -> np.ndarray:
+    """Training images holding a copy of the winning patch, per pixel (1 when the
+    trajectory has no counts)."""
+    if f.traj.shared_images is None:
+        return np.ones(np.shape(f.traj.weight[f.step]), dtype=np.int64)
+    return np.asarray(f.traj.shared_images[f.step], dtype=np.int64)
+
+
+def confidence(f: Frame) -> np.ndarray:
+    """1 - H' / H_max per pixel (see above): 1 where one patch (with its copies) holds
+    all the weight, 0 for a uniform choice among every candidate."""
+    h = np.asarray(f.traj.entropy[f.step], dtype=np.float64)
+    if f.traj.shared_count is not None:
+        # k equal copies holding weight W add W log k to the entropy over candidates.
+        h = h - patch_weight(f) * np.log(np.asarray(f.traj.shared_count[f.step]))
+    return np.clip(1.0 - h / _entropy_top(f), 0.0, 1.0)
+
+
+def fade(rgb: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """``rgb`` [..., 3] faded towards DARK: FLOOR of it shows at confidence 0, all at 1."""
+    dark = np.asarray(DARK, dtype=np.float64)
+    s = FLOOR + (1.0 - FLOOR) * np.clip(conf, 0.0, 1.0)
+    out = dark + (np.asarray(rgb, dtype=np.float64) - dark) * s[..., None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _mosaic(f: Frame) -> np.ndarray:
+    base = categorical_colors(np.asarray(f.traj.source_index[f.step]))
+    base[shared_images(f) > 1] = GENERIC
+    return fade(base, confidence(f))
+
+
+def _mosaic_entries(f: Frame | None) -> list[tuple[str, tuple[int, int, int]]]:
+    """Generic patches (with how many images share them), how a fade reads, then the
+    sources leading most pixels that are not generic."""
+    entries: list[tuple[str, tuple[int, int, int]]] = []
+    if f is None:
+        return entries
+    shared = shared_images(f)
+    generic = shared > 1
+    if generic.any():
+        lo, hi = int(shared[generic].min()), int(shared[generic].max())
+        span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        entries.append((f"generic (in {span} images)", GENERIC))
+    entries.append(("dim: uncertain", tuple(int(v) for v in fade(GENERIC, np.array(0.1)))))
+    ids = np.asarray(f.traj.source_index[f.step])[~generic]
+    found, counts = np.unique(ids, return_counts=True)
+    top = found[np.argsort(-counts, kind="stable")[: KEY_ITEMS - len(entries)]]
+    for i, c in zip(top, categorical_colors(top), strict=True):
+        entries.append((_dataset_index(f, int(i)), (int(c[0]), int(c[1]), int(c[2]))))
+    return entries
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def _candidates_key(f: Frame | None):
+    if f is None:
+        raise ValueError("the candidates key needs a trajectory (its scale depends on it)")
+    return colormap_lut("viridis"), 1.0, float(math.exp(_entropy_top(f)))
+
+
 # ----------------------------------------------------------------------------- the table
 
 _source_colour, _source_entries = _categories(source_ids, _dataset_index)
@@ -187,6 +274,14 @@ def _entropy_key(f: Frame | None):
 
 
 MODES: tuple[ProvenanceMode, ...] = (
+    ProvenanceMode(
+        "mosaic",
+        "patch mosaic",
+        "leading source, dim where uncertain",
+        "categories",
+        _mosaic,
+        lambda f: (_mosaic_entries(f), None, None),
+    ),
     ProvenanceMode(
         "source",
         "source image",
@@ -218,6 +313,16 @@ MODES: tuple[ProvenanceMode, ...] = (
         "bar",
         lambda f: apply_lut(f.traj.entropy[f.step], 0.0, _entropy_top(f), colormap_lut("inferno")),
         _entropy_key,
+    ),
+    ProvenanceMode(
+        "candidates",
+        "effective candidates",
+        "effective candidates e^entropy (log scale)",
+        "bar",
+        # e^H on a log scale is the entropy on a linear one: the same colours, read
+        # as counts (1 = one patch holds all the weight).
+        lambda f: apply_lut(f.traj.entropy[f.step], 0.0, _entropy_top(f), colormap_lut("viridis")),
+        _candidates_key,
     ),
     ProvenanceMode(
         "label",

@@ -77,6 +77,11 @@ class MachineTrajectory:
     train_indices: np.ndarray  # [N] int64: subset position -> index in the full dataset
     # [N] int64 class label of each training image; None: the dataset has no labels.
     train_labels: np.ndarray | None = None
+    # [T, H, W] int32: the pixel's candidates identical to its winning patch (the
+    # winner included), and the training images holding such a copy
+    # (machines.sharing); None in files saved without them.
+    shared_count: np.ndarray | None = None
+    shared_images: np.ndarray | None = None
 
 
 @dataclass

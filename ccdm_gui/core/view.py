@@ -18,7 +18,7 @@ PANELS = ("cnn", "machine", "provenance", "difference")
 @dataclass(frozen=True)
 class View:
     show: str = "x0"
-    prov_mode: str = "source"  # a key of provenance.MODES
+    prov_mode: str = "mosaic"  # a key of provenance.MODES
     diff: bool = False  # the CNN - machine difference panel
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from ..spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
 _CNN_FIELDS = [f.name for f in dataclasses.fields(CNNTrajectory)]
 _MACHINE_FIELDS = [f.name for f in dataclasses.fields(MachineTrajectory)]
 # Fields a file may lack (None is not stored): their dataclass default stands in.
-_MACHINE_OPTIONAL = {"train_labels"}
+_MACHINE_OPTIONAL = {"train_labels", "shared_count", "shared_images"}
 
 
 def spec_to_json(spec: RunSpec) -> str:

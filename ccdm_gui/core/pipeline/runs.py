@@ -12,6 +12,7 @@ import torch
 
 from ..checkpoint import ModelInfo
 from ..denoisers import CNNDenoiser, MachineDenoiser
+from ..machines.sharing import Sharing
 from ..metrics import correlation
 from ..sampler import Step, initial_noise, sample
 from ..schedule import time_grid
@@ -68,9 +69,11 @@ def machine_trajectory(
     patch_size: np.ndarray,
     train_indices: np.ndarray,
     train_labels: np.ndarray | None = None,
+    shared: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> MachineTrajectory:
     """The numpy record of a machine's sampled steps and their provenance (the first
-    image of the batch); ``patch_size`` holds the P of each step (at least as many)."""
+    image of the batch); ``patch_size`` holds the P of each step (at least as many);
+    ``shared``: each step's machines.sharing counts (at least as many), if taken."""
 
     def prov(name: str, dtype) -> np.ndarray:
         return np.stack(
@@ -89,6 +92,8 @@ def machine_trajectory(
         final=_np(final[0]),
         train_indices=np.asarray(train_indices, dtype=np.int64).copy(),
         train_labels=train_labels,
+        shared_count=None if shared is None else np.stack([c[0] for c, _ in shared[: len(steps)]]),
+        shared_images=None if shared is None else np.stack([i[0] for _, i in shared[: len(steps)]]),
     )
 
 
@@ -123,13 +128,16 @@ def run_machine(
     grid = time_grid(spec.steps)
     by_t = {t: int(p) for t, p in zip(grid, ps, strict=True)}
     den = MachineDenoiser(training.images, spec.machine, lambda t: by_t[t], spec.boundary)
+    sharing = Sharing(training.images, spec.machine, spec.boundary)
     done: list[Step] = []
+    shared: list[tuple[np.ndarray, np.ndarray]] = []
 
     def record(steps: list[Step], final: torch.Tensor) -> MachineTrajectory:
-        return machine_trajectory(steps, final, ps, training.indices, training.labels)
+        return machine_trajectory(steps, final, ps, training.indices, training.labels, shared)
 
     def step_cb(i: int, step: Step) -> None:
         done.append(step)
+        shared.append(sharing.counts(step.extra.source_index, step.extra.source_yx, by_t[step.t]))
         if on_step is not None:
             on_step(i, spec.steps, record(done, step.x0))
 
