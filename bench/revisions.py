@@ -7,7 +7,7 @@ runs both trees alternately, each round in a fresh process, and reports each tre
 time per P and their ratio.
 
     .venv/bin/python bench/revisions.py --base HEAD~1 --machine bbels --p 3 7 11 15
-    .venv/bin/python bench/revisions.py --base HEAD~1 --machine els --data mnist
+    .venv/bin/python bench/revisions.py --base HEAD~1 --machine els bbels --data mnist
 
 "random": N uniform images in [-1, 1], a Gaussian noisy image, abar = 0.5; "mnist": the
 first N images of the shipped MNIST, the next one noised to abar = 0.5 (its repeated
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: int, data: str):
+def child(tree: str, machines: list[str], ps: list[int], n: int, threads: int, repeat: int, data):
     sys.path.insert(0, tree)
     import torch
 
@@ -45,23 +45,24 @@ def child(tree: str, machine: str, ps: list[int], n: int, threads: int, repeat: 
     else:
         train = torch.rand(n, 1, 32, 32, generator=g) * 2 - 1
         x = torch.randn(1, 1, 32, 32, generator=g)
-    boundary = "circular" if machine == "els" else "zeros"
     best = {}
-    for p in ps:
-        machine_denoise(x, 0.5, train, machine, p, boundary)
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
+    for machine in machines:
+        boundary = "circular" if machine == "els" else "zeros"
+        for p in ps:
             machine_denoise(x, 0.5, train, machine, p, boundary)
-            times.append(time.perf_counter() - t0)
-        best[p] = min(times)
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                machine_denoise(x, 0.5, train, machine, p, boundary)
+                times.append(time.perf_counter() - t0)
+            best[f"{machine} {p}"] = min(times)
     print(json.dumps(best))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="HEAD~1", help="git revision to compare against")
-    ap.add_argument("--machine", default="bbels", choices=["els", "bbels"])
+    ap.add_argument("--machine", nargs="+", default=["bbels"], choices=["els", "bbels"])
     ap.add_argument("--p", type=int, nargs="+", default=[3, 7, 11, 15])
     ap.add_argument("--n", type=int, default=1000, help="training images")
     ap.add_argument("--data", choices=["random", "mnist"], default="random")
@@ -90,23 +91,23 @@ def main() -> None:
             for r in range(args.rounds):
                 for name, tree in (("base", base), ("this", ROOT)):
                     cmd = [sys.executable, __file__, "--child", str(tree), "--machine"]
-                    cmd += [args.machine, "--n", str(args.n), "--repeat", str(args.repeat)]
+                    cmd += [*args.machine, "--n", str(args.n), "--repeat", str(args.repeat)]
                     cmd += ["--threads", str(args.threads), "--data", args.data]
                     cmd += ["--p", *map(str, args.p)]
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
                     got = json.loads(out.stdout.strip().splitlines()[-1])
-                    for p, t in got.items():
-                        best[name][p] = min(t, best[name].get(p, float("inf")))
+                    for case, t in got.items():
+                        best[name][case] = min(t, best[name].get(case, float("inf")))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)])
-    print(f"{args.machine}, {args.data}, N = {args.n}, best of {args.rounds} x {args.repeat} calls")
-    print(f"{'P':>3} {args.base + ' s':>12} {'this s':>8} {'base/this':>9}")
-    for p in map(str, args.p):
-        b, t = best["base"][p], best["this"][p]
-        print(f"{p:>3} {b:12.3f} {t:8.3f} {b / t:9.2f}")
+    print(f"{args.data}, N = {args.n}, best of {args.rounds} x {args.repeat} calls")
+    print(f"{'step':>9} {args.base + ' s':>12} {'this s':>8} {'base/this':>9}")
+    for case in best["base"]:
+        b, t = best["base"][case], best["this"][case]
+        print(f"{case:>9} {b:12.3f} {t:8.3f} {b / t:9.2f}")
     bs, ts = sum(best["base"].values()), sum(best["this"].values())
-    print(f"sum {bs:12.3f} {ts:8.3f} {bs / ts:9.2f}")
+    print(f"{'sum':>9} {bs:12.3f} {ts:8.3f} {bs / ts:9.2f}")
 
 
 if __name__ == "__main__":
