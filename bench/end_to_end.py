@@ -56,7 +56,8 @@ def main() -> None:
         device=resolve_device(args.device),
     )
     t0 = time.perf_counter()
-    info = load_model(spec.model, spec.device).info
+    model = load_model(spec.model, spec.device)
+    info = model.info
     load_training_images(spec, info)
     t_load = time.perf_counter() - t0
     _, own = schedule_for(info, spec.machine)
@@ -66,14 +67,14 @@ def main() -> None:
     )
     print(
         f"P(t) ({'calibrated' if own else 'default schedule'}): "
-        f"{' '.join(map(str, patch_schedule(spec, info)))}"
+        f"{' '.join(map(str, patch_schedule(spec, info, model.schedule)))}"
     )
     print(f"model + dataset load: {t_load:.2f} s")
     t0, c0 = time.perf_counter(), time.process_time()
     cnn = run_cnn(spec)
     t_cnn, c_cnn = time.perf_counter() - t0, time.process_time() - c0
     print(f"CNN:     {t_cnn:8.2f} s", flush=True)
-    ps = patch_schedule(spec, info)
+    ps = patch_schedule(spec, info, model.schedule)
     t0, c0 = time.perf_counter(), time.process_time()
     last = [t0]
 

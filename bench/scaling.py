@@ -77,14 +77,14 @@ def child(n: int, steps: int, threads: int, data: str, check: bool) -> None:
     from ccdm_gui.core.machines.candidates import logit_count
     from ccdm_gui.core.pipeline import patch_schedule
     from ccdm_gui.core.sampler import ddim_step, initial_noise
-    from ccdm_gui.core.schedule import abar, time_grid
+    from ccdm_gui.core.schedule import LEGACY_COSINE, abar, time_grid
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     train, spec, info = _training(n, data)
     load_s = time.perf_counter() - t0
     spec = spec.with_(steps=steps)
-    ps = patch_schedule(spec, info)
+    ps = patch_schedule(spec, info, LEGACY_COSINE)  # the shipped ccdm models' schedule
     grid = time_grid(steps) + [0.0]
     c, h, w = train.shape[1:]
     x = initial_noise((1, c, h, w), 0)

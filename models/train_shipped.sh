@@ -25,3 +25,8 @@ fashion="--dataset /usr/share/datasets/fashion-mnist --dataset-id fashion-mnist-
 $PY -m ccdm_gui train $fashion --lr 5e-4 --arch resnet --width 64 --blocks 6 --max-minutes 95 --out models/fashion_resnet_zeros_cond.safetensors > runs/train_fashion_resnet.log 2>&1 &
 $PY -m ccdm_gui train $fashion --lr 4e-4 --arch unet   --width 32            --max-minutes 95 --out models/fashion_unet_zeros_cond.safetensors   > runs/train_fashion_unet.log 2>&1 &
 wait
+# The diffusers UNet2DModel (an outside model, written by diffusers itself): 80 minutes on
+# one thread beside the two Fashion-MNIST runs, then copied without its resume state.
+$PY models/train_diffusers_unet.py --out runs/mnist_unet2d --max-minutes 80 --threads 1 > runs/train_unet2d.log 2>&1
+mkdir -p models/mnist_unet2d_diffusers
+cp -r runs/mnist_unet2d/model_index.json runs/mnist_unet2d/unet runs/mnist_unet2d/scheduler runs/mnist_unet2d/training.json models/mnist_unet2d_diffusers/

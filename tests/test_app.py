@@ -478,6 +478,32 @@ def test_drop_routes_checkpoints_and_datasets(qtbot, files, make_window, tmp_pat
     assert w.dataset_path == str(files["data"]) and w.worker.requests == before
 
 
+def test_drop_a_diffusers_folder_and_a_paper_checkpoint(qtbot, files, make_window, tmp_path):
+    """Both outside formats open by drop (a folder, a .pt) and run a comparison; the
+    controls follow what the model is (padding, size)."""
+    from test_outside_models_cli import PAPER, tiny_pipeline
+
+    w = make_window(options(files))
+    pipe = tiny_pipeline(tmp_path / "pipe")
+    paper = PAPER / "backbone_tiny_UNet_circular_conditional.pt"
+    for path, arch in ((pipe, "diffusers"), (paper, "paper_unet")):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        ev = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        comp = run_until_ready(qtbot, w, lambda ev=ev: w.dropEvent(ev))
+        assert comp.spec.model == str(path) and w.info.arch == arch
+        assert comp.cnn.x0.shape[-1] == w.info.image_size
+    # the paper's circular UNet opens with the circular machine and its class count
+    assert (comp.spec.machine, comp.spec.boundary) == ("els", "circular")
+    assert comp.spec.label is not None
+
+
 def test_close_while_computing_joins_the_thread(qtbot, files, make_window, monkeypatch):
     # On the tiny data the 30 machine steps can all finish before the first frame's
     # signal reaches this thread; 50 ms per step keeps the worker busy when we close.

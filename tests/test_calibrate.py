@@ -10,6 +10,7 @@ from ccdm_gui.core import pipeline
 from ccdm_gui.core.calibrate import calibrate, calibrate_model, odd_grid
 from ccdm_gui.core.checkpoint import load_checkpoint, read_info
 from ccdm_gui.core.denoisers import MachineDenoiser
+from ccdm_gui.core.schedule import LEGACY_COSINE
 from ccdm_gui.core.spec import RunSpec
 
 
@@ -99,7 +100,7 @@ def test_calibrate_model_writes_the_schedule_into_the_checkpoint(tmp_path):
     assert fresh is not info0 and fresh.calibrated_p == info.calibrated_p
     spec = RunSpec(model=str(model), dataset=str(data), machine="ls", steps=20)
     np.testing.assert_array_equal(
-        pipeline.patch_schedule(spec, fresh), info.calibrated_p["ls"][::-1]
+        pipeline.patch_schedule(spec, fresh, LEGACY_COSINE), info.calibrated_p["ls"][::-1]
     )
     # a second calibration of one machine keeps the other's schedule
     calibrate_model(

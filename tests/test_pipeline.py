@@ -16,6 +16,7 @@ from ccdm_gui.core.datasets import DatasetError
 from ccdm_gui.core.metrics import correlation
 from ccdm_gui.core.pipeline import runs
 from ccdm_gui.core.sampler import Cancelled, initial_noise
+from ccdm_gui.core.schedule import LEGACY_COSINE
 from ccdm_gui.core.spec import CNNTrajectory, MachineTrajectory, RunSpec
 
 SIZE = 12
@@ -211,21 +212,25 @@ def test_patch_schedule_mapping(files):
         "bbels": [2 * i + 1 for i in range(1, 21)]
     }  # 3, 5, ..., 41 for t ascending
     np.testing.assert_array_equal(
-        pipeline.patch_schedule(spec.with_(steps=20), info), [2 * i + 1 for i in range(20, 0, -1)]
+        pipeline.patch_schedule(spec.with_(steps=20), info, LEGACY_COSINE),
+        [2 * i + 1 for i in range(20, 0, -1)],
     )
     # 10 steps: t = 1.0, 0.9, ..., 0.1 -> entries 19, 17, ..., 1
     np.testing.assert_array_equal(
-        pipeline.patch_schedule(spec.with_(steps=10), info), [41, 37, 33, 29, 25, 21, 17, 13, 9, 5]
+        pipeline.patch_schedule(spec.with_(steps=10), info, LEGACY_COSINE),
+        [41, 37, 33, 29, 25, 21, 17, 13, 9, 5],
     )
     # 40 steps: every grid t maps to its nearest calibration t (ties go to the smaller t)
-    p40 = pipeline.patch_schedule(spec.with_(steps=40), info)
+    p40 = pipeline.patch_schedule(spec.with_(steps=40), info, LEGACY_COSINE)
     assert p40[0] == 41 and p40[1] == 39 and p40[-1] == 3 and len(p40) == 40
-    np.testing.assert_array_equal(pipeline.patch_schedule(spec.with_(patch_size=7), info), [7] * 4)
     np.testing.assert_array_equal(
-        pipeline.patch_schedule(spec.with_(machine="ideal"), info), [SIZE] * 4
+        pipeline.patch_schedule(spec.with_(patch_size=7), info, LEGACY_COSINE), [7] * 4
+    )
+    np.testing.assert_array_equal(
+        pipeline.patch_schedule(spec.with_(machine="ideal"), info, LEGACY_COSINE), [SIZE] * 4
     )
     # no calibration for ls in this model: the documented default (paper, MNIST ResNet zeros)
-    default = pipeline.patch_schedule(spec.with_(machine="ls", steps=20), info)
+    default = pipeline.patch_schedule(spec.with_(machine="ls", steps=20), info, LEGACY_COSINE)
     np.testing.assert_array_equal(default, pipeline.DEFAULT_SCHEDULE[::-1])
 
 

@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core import loaders, provenance, render
 from ..core import machine_registry as machines
-from ..core import provenance, render
-from ..core.checkpoint import ModelInfo, read_info
+from ..core.checkpoint import ModelInfo
 from ..core.datasets.known import class_names, matching_dataset
 from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
@@ -55,7 +55,6 @@ from .worker import InspectRequest, Worker
 
 # Controls whose change only redraws (the fields of View); the others start a run.
 VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(View))
-MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # As `ccdm evaluate`; one bbELS comparison at this size takes about 20 s on a 2-core CPU.
 GUI_DEFAULT_SUBSET = 1000
 # Below this the panels, captions and the timeline no longer fit beside the Run dock.
@@ -456,10 +455,8 @@ class MainWindow(QMainWindow):
     def _peek_info(path: str) -> ModelInfo | None:
         """Header-only metadata read (no weights), to set up the controls at once; the
         worker's full load is what validates the file."""
-        if not str(path).endswith(".safetensors"):
-            return None
         try:
-            return read_info(path)
+            return loaders.read_info(path)
         except Exception:
             return None
 
@@ -813,7 +810,10 @@ class MainWindow(QMainWindow):
     def choose_model(self) -> None:
         start = str(Path(self.model_path).parent) if self.model_path else ""
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", start, "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All (*)"
+            self,
+            "Open model",
+            start,
+            "Models (*.safetensors *.pt *.pth *.ckpt model_index.json config.json);;All (*)",
         )
         if path:
             self.open_model(path)
@@ -886,8 +886,9 @@ class MainWindow(QMainWindow):
                 return
 
     def open_path(self, path: str) -> int | None:
-        """A dropped file: a checkpoint opens as the model, anything else as data."""
-        if Path(path).suffix.lower() in MODEL_SUFFIXES:
+        """A dropped file or folder: a model (loaders.is_model_path) opens as the model,
+        anything else as data."""
+        if loaders.is_model_path(path):
             return self.open_model(path)
         return self.open_dataset(path)
 

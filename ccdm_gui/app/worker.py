@@ -233,16 +233,16 @@ class Worker(QThread):
 
     def _inspect_one(self, req: InspectRequest) -> InspectResult:
         from ..core.machines import top_candidates
-        from ..core.schedule import abar
 
         spec = req.spec
-        info = pipeline.load_model(spec.model, spec.device).info
+        model = pipeline.load_model(spec.model, spec.device)
+        info = model.info
         ts = pipeline.load_training_images(spec, info)
         train = ts.images
         x = torch.from_numpy(np.ascontiguousarray(req.x_t)).to(train.device)
         found = top_candidates(
             x,
-            abar(req.t),
+            model.schedule.abar(req.t),
             train,
             spec.machine,
             int(req.patch_size),

@@ -26,7 +26,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         validate.output_file("--json", args.json, args.overwrite)
     if args.write:
-        validate.output_file("model", args.model, overwrite=True)
+        from ..core.loaders import calibration_file
+
+        # where --write puts the schedules: the checkpoint, or a JSON beside the model
+        validate.model_file(args.model)
+        validate.output_file("model", calibration_file(args.model), overwrite=True)
     info = validate.load_model(args.model, args.device).info
     check_machines(machines, args.boundary or info.padding)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -61,7 +65,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(res.table(m))
         print(f"{m} P(t), t = {1 / args.steps:.2f} .. 1.00: {' '.join(map(str, res.schedule(m)))}")
     if args.write:
-        print(f"wrote calibrated_p[{', '.join(machines)}] into {args.model}")
+        from ..core.loaders import calibration_file
+
+        print(f"wrote calibrated_p[{', '.join(machines)}] into {calibration_file(args.model)}")
     if args.json:
         out = {
             "model": args.model,
@@ -101,7 +107,11 @@ def register(sub) -> None:
         default=None,
         help="default: the model's padding",
     )
-    p.add_argument("--write", action="store_true", help="store the schedules in the checkpoint")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="store the schedules in the checkpoint (beside a diffusers folder or .pt file)",
+    )
     p.add_argument("--json", default=None, help="also write the full similarity table here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_cmd_calibrate)

@@ -19,12 +19,13 @@ def default_model() -> str:
 
 def default_dataset(model: str | None = None) -> str:
     """The dataset ``model`` was trained on where this computer has it, else MNIST."""
-    from ..core.checkpoint import CheckpointError, read_info
+    from ..core.checkpoint import CheckpointError
     from ..core.datasets.known import dataset_for_model
+    from ..core.loaders import read_info
     from ..core.resources import default_dataset_path
 
     found = None
-    if model is not None and str(model).endswith(".safetensors"):
+    if model is not None:
         try:
             found = dataset_for_model(read_info(model).dataset)
         except CheckpointError:
@@ -170,7 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     resolve_common(args)
     out = validate.output_folder("--out", args.out)
     validate.new_files("--out", [out / "trajectory.npz", out / "metrics.json"], args.overwrite)
-    info = validate.load_model(args.model, args.device).info
+    model = validate.load_model(args.model, args.device)
+    info = model.info
     spec = checked_spec(args, info, args.seed)
     bars = StageBars()
     timing = Timing()
@@ -182,7 +184,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     metrics = {
         "spec": json.loads(json.dumps(comp.spec.__dict__)),
         "t": comp.cnn.t.tolist(),
-        "patch_size": [int(p) for p in patch_schedule(spec, info)],
+        "patch_size": [int(p) for p in patch_schedule(spec, info, model.schedule)],
         "patch_schedule_source": "fixed"
         if args.patch_size is not None
         else ("calibrated" if own else "default"),

@@ -80,7 +80,7 @@ def check_model(ctx: _Context) -> str:
     info = loaded.info
     x = initial_noise((1, info.channels, info.image_size, info.image_size), seed=0)
     label = 0 if info.num_classes else None
-    x0 = CNNDenoiser(loaded.net, label)(x, 0.5)
+    x0 = CNNDenoiser(loaded.predictor, label)(x, 0.5).x0
     if x0.shape != x.shape or not torch.isfinite(x0).all():
         raise AssertionError(f"CNN output is {tuple(x0.shape)} or not finite")
     return f"{Path(loaded.path).name}: {info.arch}, {info.image_size}px, one CNN step"

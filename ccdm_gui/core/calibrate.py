@@ -18,10 +18,12 @@ from .denoisers import MachineDenoiser
 from .machine_registry import check_pair
 from .machine_registry import machine as machine_entry
 from .metrics import cosine_similarity_batch, lower_median
-from .sampler import Cancelled, ddim_step, initial_noise
-from .schedule import eps_from_x0, time_grid, x0_from_eps
+from .predictors import Prediction
+from .sampler import Cancelled, ddim_update, initial_noise
+from .schedule import LEGACY_COSINE, Schedule, eps_from_x0_at, x0_from_eps_at
 
-EpsFn = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor]
+# The network under study: eps, or a Prediction (x0 and eps, as a predictor gives them).
+EpsFn = Callable[[torch.Tensor, float, torch.Tensor | None], torch.Tensor | Prediction]
 
 
 @dataclass
@@ -76,11 +78,13 @@ def calibrate(
     labels: Sequence[int | None] | None = None,
     boundary: str | dict[str, str] = "zeros",
     steps: int = 20,
+    schedule: Schedule = LEGACY_COSINE,
     device: str = "cpu",
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> CalibrationResult:
-    """``cnn_eps(x [B,C,H,W], t, labels [B] or None)`` is the network under study;
+    """``cnn_eps(x [B,C,H,W], t, labels [B] or None)`` is the network under study, run on
+    its noise ``schedule``;
     ``train_for_label(label)`` the machine's training images for that class (None: all).
     Seeds that share a label go through the machine as one batch."""
     seeds = [int(s) for s in seeds]
@@ -99,33 +103,36 @@ def calibrate(
         groups.setdefault(lab, []).append(k)
     trains = {lab: train_for_label(lab) for lab in groups}
 
-    grid = time_grid(steps) + [0.0]
+    grid = schedule.grid(steps)
     k_total = len(seeds)
-    res = CalibrationResult(machines, p_values, seeds, np.array(grid[:-1]))
+    res = CalibrationResult(machines, p_values, seeds, np.array([g.t for g in grid]))
     for m in machines:
         res.similarity[m] = np.zeros((steps, len(p_values), k_total))
     total = steps * len(machines) * len(p_values)
     done = 0
     for i in range(steps):
-        t, t_next = grid[i], grid[i + 1]
+        t, ab, ab_next = grid[i].t, grid[i].abar, grid[i].abar_next
         with torch.no_grad():
-            eps_cnn = cnn_eps(x, t, lab_t)
+            out = cnn_eps(x, t, lab_t)
+        if isinstance(out, Prediction):
+            eps_cnn, x0 = out.eps, out.x0
+        else:
+            eps_cnn, x0 = out, x0_from_eps_at(x, out, ab)
         for m in machines:
             for j, p in enumerate(p_values):
                 if should_cancel is not None and should_cancel():
                     raise Cancelled()
                 eps_m = torch.empty_like(x)
                 for lab, ks in groups.items():
-                    den = MachineDenoiser(trains[lab], m, p, bounds[m])
+                    den = MachineDenoiser(trains[lab], m, p, bounds[m], schedule)
                     idx = torch.tensor(ks, device=x.device)
                     xb = x[idx]
-                    eps_m[idx] = eps_from_x0(xb, den(xb, t).x0, t)
+                    eps_m[idx] = eps_from_x0_at(xb, den(xb, t).x0, ab)
                 res.similarity[m][i, j] = cosine_similarity_batch(eps_cnn, eps_m)
                 done += 1
                 if on_progress is not None:
                     on_progress(done, total)
-        x0 = x0_from_eps(x, eps_cnn, t)
-        x = ddim_step(x, x0, t, t_next) if t_next > 0 else x0
+        x = ddim_update(x, x0, ab, ab_next, eps_cnn)
     for m in machines:
         # nan (a degenerate eps) must never win, so it ranks below every real value.
         sim = np.nan_to_num(res.similarity[m], nan=-np.inf)
@@ -148,13 +155,14 @@ def calibrate_model(
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> CalibrationResult:
-    """Calibrate a checkpoint against a dataset; with ``write`` the schedules are stored in
-    the checkpoint's metadata (atomically), merged with those of other machines.
+    """Calibrate a model against a dataset; with ``write`` the schedules are stored where
+    the model's format keeps them (loaders.write_calibration: a ccdm checkpoint's metadata,
+    a JSON beside other models), atomically, merged with those of other machines.
 
     The boundary defaults to the model's padding; a machine not defined for it (bbELS
     on a circular model) is a ValueError.
     """
-    from .checkpoint import update_info
+    from .loaders import write_calibration
     from .pipeline import load_model, load_training_images
     from .spec import RunSpec
 
@@ -174,8 +182,8 @@ def calibrate_model(
         )
         return load_training_images(spec, info).images
 
-    def cnn_eps(x: torch.Tensor, t: float, lab: torch.Tensor | None) -> torch.Tensor:
-        return model.net(x, t, lab if info.num_classes > 0 else None)
+    def cnn_eps(x: torch.Tensor, t: float, lab: torch.Tensor | None) -> Prediction:
+        return model.predictor(x, t, lab if info.num_classes > 0 else None)
 
     res = calibrate(
         cnn_eps,
@@ -187,6 +195,7 @@ def calibrate_model(
         labels=labels,
         boundary=pad,
         steps=steps,
+        schedule=model.schedule,
         device=device,
         on_progress=on_progress,
         should_cancel=should_cancel,
@@ -194,5 +203,5 @@ def calibrate_model(
     if write:
         merged = dict(info.calibrated_p or {})
         merged.update({machine_entry(m).calibration_key: s for m, s in res.schedules().items()})
-        update_info(model_path, calibrated_p=merged)
+        write_calibration(model_path, merged)
     return res

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from torch import nn
 
 from .atomic import atomic_path
 from .networks import ARCHITECTURES, build_network
+from .predictors import EpsPredictor
+from .schedule import LEGACY_COSINE, Schedule
 
 FORMAT = "ccdm-gui/1"
 META_KEY = "ccdm"
@@ -72,9 +75,18 @@ class ModelInfo:
 
 @dataclass
 class LoadedModel:
+    """A network ready to run: ``predictor(x, t, labels) -> Prediction(x0, eps)`` on its
+    ``schedule`` (the legacy cosine and an eps network unless the loader says otherwise)."""
+
     info: ModelInfo
     net: nn.Module
     path: str
+    schedule: Schedule = LEGACY_COSINE
+    predictor: Callable | None = None
+
+    def __post_init__(self):
+        if self.predictor is None:
+            self.predictor = EpsPredictor(self.net, self.schedule)
 
 
 def network_params(info: ModelInfo) -> dict[str, Any]:

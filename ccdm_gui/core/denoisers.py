@@ -6,23 +6,26 @@ import torch
 
 from .machine_registry import machine as machine_entry
 from .machines import MachineOutput, machine_denoise
-from .schedule import abar, eps_from_x0, x0_from_eps
+from .predictors import EpsPredictor, Prediction
+from .schedule import LEGACY_COSINE, Schedule, eps_from_x0_at
 
 
 class CNNDenoiser:
-    def __init__(self, net: torch.nn.Module, label: int | None = None):
-        self.net = net
+    """A network at one class label (or none). ``model`` is a predictor (x, t, labels) ->
+    Prediction, or a bare eps network on the legacy cosine schedule."""
+
+    def __init__(self, model, label: int | None = None):
+        self.predict = EpsPredictor(model) if isinstance(model, torch.nn.Module) else model
         self.label = label
 
-    @torch.no_grad()
-    def eps(self, x: torch.Tensor, t: float) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: float) -> Prediction:
         lab = None
         if self.label is not None:
             lab = torch.full((x.shape[0],), int(self.label), dtype=torch.long, device=x.device)
-        return self.net(x, t, lab)
+        return self.predict(x, t, lab)
 
-    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        return x0_from_eps(x, self.eps(x, t), t)
+    def eps(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return self(x, t).eps
 
 
 class MachineDenoiser:
@@ -30,6 +33,7 @@ class MachineDenoiser:
 
     ``patch_size`` is one odd P for every step, or a function t -> P (a calibrated
     schedule); the P used last is kept in ``last_patch_size`` for the trajectory record.
+    abar at t comes from the model's ``schedule``.
     """
 
     def __init__(
@@ -38,11 +42,13 @@ class MachineDenoiser:
         machine: str = "bbels",
         patch_size=3,
         boundary: str = "zeros",
+        schedule: Schedule = LEGACY_COSINE,
     ):
         self.train = train
         self.machine = machine
         self.boundary = boundary
         self.patch_size = patch_size
+        self.schedule = schedule
         self.last_patch_size: int | None = None
 
     def patch_size_at(self, t: float) -> int:
@@ -57,8 +63,13 @@ class MachineDenoiser:
             # size (often even) is what callers report for it.
             p |= 1
         return machine_denoise(
-            x, abar(t), self.train, machine=self.machine, patch_size=p, boundary=self.boundary
+            x,
+            self.schedule.abar(t),
+            self.train,
+            machine=self.machine,
+            patch_size=p,
+            boundary=self.boundary,
         )
 
     def eps(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        return eps_from_x0(x, self(x, t).x0, t)
+        return eps_from_x0_at(x, self(x, t).x0, self.schedule.abar(t))

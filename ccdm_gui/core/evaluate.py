@@ -20,7 +20,6 @@ from .denoisers import MachineDenoiser
 from .machine_registry import check_pair
 from .metrics import correlation_batch, summary
 from .sampler import initial_noise, sample
-from .schedule import time_grid, x0_from_eps
 from .spec import RunSpec
 
 
@@ -56,9 +55,8 @@ def evaluate(
     if info.num_classes > 0:
         lab_t = torch.tensor(labels, dtype=torch.long, device=device)
 
-    def cnn(x: torch.Tensor, t: float) -> torch.Tensor:
-        with torch.no_grad():
-            return x0_from_eps(x, model.net(x, t, lab_t), t)
+    def cnn(x: torch.Tensor, t: float):
+        return model.predictor(x, t, lab_t)
 
     def tick(stage: str):
         return None if on_progress is None else (lambda i, _s: on_progress(stage, i, n_steps))
@@ -66,7 +64,7 @@ def evaluate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     n_steps = cnn_steps
-    cnn_final = sample(cnn, x_init, cnn_steps, on_step=tick("cnn")).final
+    cnn_final = sample(cnn, x_init, cnn_steps, schedule=model.schedule, on_step=tick("cnn")).final
     timings["cnn"] = time.perf_counter() - t0
 
     groups: dict[int | None, list[int]] = {}
@@ -93,13 +91,16 @@ def evaluate(
                 patch_size=patch_size,
                 device=device,
             )
-            ps = patch_schedule(spec, info)
+            ps = patch_schedule(spec, info, model.schedule)
             schedules[m] = [int(p) for p in ps]
-            by_t = {t: int(p) for t, p in zip(time_grid(steps), ps, strict=True)}
+            times = model.schedule.times(steps)
+            by_t = {t: int(p) for t, p in zip(times, ps, strict=True)}
             train = load_training_images(spec, info).images
-            den = MachineDenoiser(train, m, lambda t, by_t=by_t: by_t[t], b)
+            den = MachineDenoiser(train, m, lambda t, by_t=by_t: by_t[t], b, model.schedule)
             idx = torch.tensor(ks, device=x_init.device)
-            final[idx] = sample(den, x_init[idx], steps, on_step=tick(m)).final
+            final[idx] = sample(
+                den, x_init[idx], steps, schedule=model.schedule, on_step=tick(m)
+            ).final
         timings[m] = time.perf_counter() - t0
         per_machine[m] = [float(v) for v in correlation_batch(cnn_final, final)]
 

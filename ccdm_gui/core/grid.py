@@ -16,7 +16,6 @@ from .denoisers import CNNDenoiser, MachineDenoiser
 from .machine_registry import default_machine
 from .metrics import correlation
 from .sampler import initial_noise, sample
-from .schedule import time_grid
 from .spec import RunSpec
 
 
@@ -128,17 +127,27 @@ def seed_grid(
             device=device,
         )
         cnn = sample(
-            CNNDenoiser(model.net, cnn_label(spec, info)),
+            CNNDenoiser(model.predictor, cnn_label(spec, info)),
             x_init,
             steps,
+            schedule=model.schedule,
             on_step=tick,
             should_cancel=should_cancel,
         )
-        ps = patch_schedule(spec, info)
-        by_t = {t: int(p) for t, p in zip(time_grid(steps), ps, strict=True)}
+        ps = patch_schedule(spec, info, model.schedule)
+        by_t = {t: int(p) for t, p in zip(model.schedule.times(steps), ps, strict=True)}
         train = load_training_images(spec, info).images
-        den = MachineDenoiser(train, machine, lambda t, by_t=by_t: by_t[t], boundary)
-        mach = sample(den, x_init, steps, on_step=tick, should_cancel=should_cancel)
+        den = MachineDenoiser(
+            train, machine, lambda t, by_t=by_t: by_t[t], boundary, model.schedule
+        )
+        mach = sample(
+            den,
+            x_init,
+            steps,
+            schedule=model.schedule,
+            on_step=tick,
+            should_cancel=should_cancel,
+        )
         cnn_rows.append(_stack(cnn.steps, "x0"))
         machine_rows.append(_stack(mach.steps, "x0"))
         patch_rows.append(np.asarray(ps, dtype=np.int64))
@@ -165,7 +174,7 @@ def seed_grid(
             for lab in labels
         ],
         seeds=[int(s) for s in seeds],
-        t=np.array(time_grid(steps), dtype=np.float64),
+        t=np.array(model.schedule.times(steps), dtype=np.float64),
         patch_size=np.stack(patch_rows),
         cnn_x0=cnn_x0,
         machine_x0=machine_x0,

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .paper_networks import PaperResNet, PaperUNet
+
 EMB_DIM = 256
 PADDINGS = ("zeros", "circular")
 
@@ -131,7 +133,12 @@ class UNetDenoiser(nn.Module):
         return self.out(d1)
 
 
-ARCHITECTURES = {"resnet": ResNetDenoiser, "unet": UNetDenoiser}
+ARCHITECTURES = {
+    "resnet": ResNetDenoiser,
+    "unet": UNetDenoiser,
+    "paper_resnet": PaperResNet,
+    "paper_unet": PaperUNet,
+}
 
 
 def build_network(arch: str, **params) -> nn.Module:

@@ -1,7 +1,9 @@
-"""Deterministic DDIM (eta = 0) that drives any denoiser (x_t, t) -> x0_hat.
+"""Deterministic DDIM (eta = 0) that drives any denoiser (x_t, t) -> x0_hat over a schedule.
 
-A denoiser may return a tensor or an object with an ``x0`` attribute (the score
-machines return provenance beside it); whatever it returns is recorded per step.
+A denoiser may return a tensor or an object with an ``x0`` attribute (the score machines
+return provenance beside it, a network its own eps); whatever it returns is recorded per
+step. Where the output carries ``eps`` (a network's prediction), the update uses it as
+diffusers' DDIMScheduler does: with x0 clipped, eps stays the model's own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .schedule import abar, time_grid
+from .schedule import LEGACY_COSINE, Schedule, abar
 
 
 class Cancelled(Exception):
@@ -42,10 +44,24 @@ def initial_noise(
     return torch.randn(shape, generator=g, dtype=torch.float32).to(device)
 
 
-def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
-    ab, ab_next = abar(t), abar(t_next)
-    eps = (x - math.sqrt(ab) * x0) / math.sqrt(1.0 - ab)
+def ddim_update(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    ab: float,
+    ab_next: float,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """x at the next grid point from x0 (and eps, or the eps that x0 implies)."""
+    if ab_next >= 1.0:
+        return x0
+    if eps is None:
+        eps = (x - math.sqrt(ab) * x0) / math.sqrt(1.0 - ab)
     return math.sqrt(ab_next) * x0 + math.sqrt(1.0 - ab_next) * eps
+
+
+def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
+    """One legacy-cosine step (t -> t_next)."""
+    return ddim_update(x, x0, abar(t), abar(t_next))
 
 
 def sample(
@@ -53,24 +69,25 @@ def sample(
     x_init: torch.Tensor,
     steps: int,
     *,
+    schedule: Schedule = LEGACY_COSINE,
     on_step: Callable[[int, Step], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Trajectory:
-    """Run DDIM from ``x_init`` (taken as x at t = 1) over ``steps`` grid points."""
-    grid = time_grid(steps) + [0.0]
+    """Run DDIM from ``x_init`` (x at the schedule's noisiest grid point) over ``steps``."""
+    grid = schedule.grid(steps)
     traj = Trajectory()
     x = x_init
     for i in range(steps):
         if should_cancel is not None and should_cancel():
             raise Cancelled()
-        t, t_next = grid[i], grid[i + 1]
-        out = denoiser(x, t)
+        here = grid[i]
+        out = denoiser(x, here.t)
         x0 = out if isinstance(out, torch.Tensor) else out.x0
         extra = None if isinstance(out, torch.Tensor) else out
-        step = Step(t=t, x_t=x, x0=x0, extra=extra)
+        step = Step(t=here.t, x_t=x, x0=x0, extra=extra)
         traj.steps.append(step)
         if on_step is not None:
             on_step(i, step)
-        x = ddim_step(x, x0, t, t_next) if t_next > 0 else x0
+        x = ddim_update(x, x0, here.abar, here.abar_next, getattr(extra, "eps", None))
     traj.final = x
     return traj

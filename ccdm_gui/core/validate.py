@@ -93,12 +93,15 @@ def _not_available(msg: str) -> str:
 
 
 def model_file(path: str | os.PathLike) -> Path:
-    """A checkpoint path that exists and is a file (its content is checked on loading)."""
+    """A model path that loaders knows how to open (its content is checked on loading)."""
+    from .checkpoint import CheckpointError
+    from .loaders import resolve
+
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ArgumentError("model", f"{p}: no such file")
-    if p.is_dir():
-        raise ArgumentError("model", f"{p}: is a folder; give a .safetensors or .pt file")
+    try:
+        resolve(p)
+    except CheckpointError as e:
+        raise ArgumentError("model", str(e)) from None
     return p
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..checkpoint import LoadedModel, ModelInfo, load_checkpoint, read_info
+from .. import loaders
+from ..checkpoint import LoadedModel, ModelInfo
 from ..datasets import Dataset, DatasetError, load_dataset
 from ..spec import RunSpec
 from .lru import LRU, change_stamp
@@ -40,21 +41,22 @@ CACHES = DiskCaches()
 def model_info(path: str) -> ModelInfo:
     """Metadata only (no weights), cached like load_model."""
     ap = os.path.abspath(path)
-    key = (ap, change_stamp(ap))
+    key = (ap, loaders.change_stamp(ap))
     hit = CACHES.infos.get(key)
     if hit is None:
-        hit = read_info(ap)
+        hit = loaders.read_info(ap)
         CACHES.infos.put(key, hit)
     return hit
 
 
 def load_model(path: str, device: str = "cpu") -> LoadedModel:
-    """Load a checkpoint, cached by (absolute path, change stamp, device)."""
+    """Load a model (any format core.loaders opens), cached by (absolute path, change
+    stamp of the model and its calibration, device)."""
     ap = os.path.abspath(path)
-    key = (ap, change_stamp(ap), str(device))
+    key = (ap, loaders.change_stamp(ap), str(device))
     hit = CACHES.models.get(key)
     if hit is None:
-        hit = load_checkpoint(ap, device)
+        hit = loaders.open_model(ap, device)
         CACHES.models.put(key, hit)
     return hit
 

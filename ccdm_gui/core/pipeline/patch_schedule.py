@@ -7,7 +7,7 @@ import numpy as np
 
 from ..checkpoint import ModelInfo
 from ..machine_registry import machine as machine_entry
-from ..schedule import time_grid
+from ..schedule import Schedule
 from ..spec import RunSpec
 
 # The paper's calibrated P(t) for its MNIST ResNet with zero padding (docs/design.md,
@@ -32,9 +32,10 @@ def schedule_for(info: ModelInfo, machine: str) -> tuple[list[int], bool]:
     return list(DEFAULT_SCHEDULE), False
 
 
-def patch_schedule(spec: RunSpec, info: ModelInfo) -> np.ndarray:
-    """P for each step of ``spec``'s grid (index 0 = t = 1, the noisiest step)."""
-    grid = time_grid(spec.steps)
+def patch_schedule(spec: RunSpec, info: ModelInfo, schedule: Schedule) -> np.ndarray:
+    """P for each step of ``spec``'s grid on the model's noise ``schedule`` (index 0 =
+    the noisiest step)."""
+    grid = schedule.times(spec.steps)
     if not machine_entry(spec.machine).has_patch_size:
         # A whole-image machine has no P; the image size is only reported.
         return np.full(len(grid), int(info.image_size), dtype=np.int64)

@@ -15,7 +15,6 @@ from ..denoisers import CNNDenoiser, MachineDenoiser
 from ..machines.sharing import Sharing
 from ..metrics import correlation
 from ..sampler import Step, initial_noise, sample
-from ..schedule import time_grid
 from ..spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
 from .loading import load_model, load_training_images
 from .patch_schedule import patch_schedule
@@ -103,7 +102,7 @@ def run_cnn(
     should_cancel: Callable[[], bool] | None = None,
 ) -> CNNTrajectory:
     model = load_model(spec.model, spec.device)
-    den = CNNDenoiser(model.net, cnn_label(spec, model.info))
+    den = CNNDenoiser(model.predictor, cnn_label(spec, model.info))
     done: list[Step] = []
 
     def step_cb(i: int, step: Step) -> None:
@@ -112,7 +111,12 @@ def run_cnn(
             on_step(i, spec.steps, cnn_trajectory(done, step.x0))
 
     traj = sample(
-        den, _noise(spec, model.info), spec.steps, on_step=step_cb, should_cancel=should_cancel
+        den,
+        _noise(spec, model.info),
+        spec.steps,
+        schedule=model.schedule,
+        on_step=step_cb,
+        should_cancel=should_cancel,
     )
     return cnn_trajectory(traj.steps, traj.final)
 
@@ -122,12 +126,12 @@ def run_machine(
     on_step: OnStep | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> MachineTrajectory:
-    info = load_model(spec.model, spec.device).info
+    model = load_model(spec.model, spec.device)
+    info, schedule = model.info, model.schedule
     training = load_training_images(spec, info)
-    ps = patch_schedule(spec, info)
-    grid = time_grid(spec.steps)
-    by_t = {t: int(p) for t, p in zip(grid, ps, strict=True)}
-    den = MachineDenoiser(training.images, spec.machine, lambda t: by_t[t], spec.boundary)
+    ps = patch_schedule(spec, info, schedule)
+    by_t = {t: int(p) for t, p in zip(schedule.times(spec.steps), ps, strict=True)}
+    den = MachineDenoiser(training.images, spec.machine, lambda t: by_t[t], spec.boundary, schedule)
     sharing = Sharing(training.images, spec.machine, spec.boundary)
     done: list[Step] = []
     shared: list[tuple[np.ndarray, np.ndarray]] = []
@@ -141,7 +145,14 @@ def run_machine(
         if on_step is not None:
             on_step(i, spec.steps, record(done, step.x0))
 
-    traj = sample(den, _noise(spec, info), spec.steps, on_step=step_cb, should_cancel=should_cancel)
+    traj = sample(
+        den,
+        _noise(spec, info),
+        spec.steps,
+        schedule=schedule,
+        on_step=step_cb,
+        should_cancel=should_cancel,
+    )
     return record(traj.steps, traj.final)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import loaders
 from ..spec import CNNTrajectory, MachineTrajectory, RunSpec
 from .loading import model_info
 from .lru import LRU, change_stamp
@@ -27,11 +28,11 @@ class TrajectoryCache:
             # An unconditional CNN ignores the label, so picking a class for the machine's
             # training set must not recompute it.
             key = spec.with_(label=None).cnn_key()
-        return (key, change_stamp(spec.model))
+        return (key, loaders.change_stamp(spec.model))
 
     @staticmethod
     def _machine_key(spec: RunSpec) -> tuple:
-        return (spec.machine_key(), change_stamp(spec.model), change_stamp(spec.dataset))
+        return (spec.machine_key(), loaders.change_stamp(spec.model), change_stamp(spec.dataset))
 
     def get_cnn(self, spec: RunSpec) -> CNNTrajectory | None:
         return self._cnn.get(self._cnn_key(spec))
