@@ -139,6 +139,9 @@ def test_inspector_and_captions_fit_at_the_minimum_size(qtbot, files, make_windo
         assert label.text and label.shown
         assert label.text_width() <= label.width(), (label.shown, label.width())
     assert _no_overlap([lb.sceneBoundingRect() for lb in labels])
+    # The colour key's entries stay inside it (they elide).
+    assert w.legend.cats.isVisible()
+    assert w.legend.cats.geometry().right() <= w.legend.width()
     # The controls, the timeline and the plots are all on screen, none over another.
     tl = w.timeline
     assert tl.slider.isVisible() and tl.slider.width() >= 100

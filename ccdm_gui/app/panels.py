@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from ..core import render
 from ..core.view import DEFAULT_VIEW
+from .elided import ElidedLabel
 
 _BLANK_COLOR = (40, 40, 44)
 
@@ -358,9 +359,9 @@ class LegendWidget(QWidget):
         g.setHorizontalSpacing(10)
         g.setVerticalSpacing(0)
         for i in range(self.MAX_ITEMS):
-            sw, text = QLabel(), QLabel()
+            # Entries elide to the room they get, never pushing the key past its width.
+            sw, text = QLabel(), ElidedLabel(min_chars=5)
             sw.setFixedSize(12, 12)
-            text.setMinimumWidth(46)
             cell = QWidget()
             cl = QHBoxLayout(cell)
             cl.setContentsMargins(0, 0, 0, 0)
@@ -397,6 +398,7 @@ class LegendWidget(QWidget):
                         self._colours[i] = rgb
                     if text.text() != label:
                         text.setText(label)
+                        text.setToolTip(label)
                     sw.setVisible(True)
                 else:
                     sw.setVisible(False)
