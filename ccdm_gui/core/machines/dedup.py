@@ -48,6 +48,9 @@ _PART_WINDOWS = 1 << 22
 # sign of data that will not merge (random or photographic), and merging stops there:
 # the full pass would cost time and memory to find what the chunk already shows.
 _EARLY_UNIQUE_FRACTION = 0.95
+# Chunks between trims of the heap during a merge (see _trim_heap): the chunks' freed
+# arrays sit between the small ones kept, and glibc holds the pages otherwise.
+_TRIM_EVERY = 8
 # Windows compared (or cut) per gather: an index of 8 bytes per number.
 _GATHER_WINDOWS = 1 << 16
 
@@ -261,6 +264,8 @@ def _merge(train: torch.Tensor, patch_size: int) -> UniqueKeys | None:
             return None
         for k, (uh, cnt, first) in enumerate(groups):
             by_part[k].append((uh, cnt.to(small), first.to(small)))
+        if i % _TRIM_EVERY == _TRIM_EVERY - 1:
+            _trim_heap()
     firsts, counts, distinct = [], [], 0
     for k in range(parts):
         hs, cs, fs = (torch.cat(col) for col in zip(*by_part[k], strict=True))
@@ -282,8 +287,22 @@ def _merge(train: torch.Tensor, patch_size: int) -> UniqueKeys | None:
             return None
         firsts.append(first)
         counts.append(cnt)
+        _trim_heap()
     # Number groups by first occurrence, so equal logits of different groups tie-break
-    # exactly as over the original candidate order.
-    origin, order = torch.sort(torch.cat(firsts))
-    del firsts
-    return UniqueKeys(origin, torch.cat(counts)[order].to(train.dtype), kp, p)
+    # exactly as over the original candidate order: the firsts marked in a map of all
+    # windows (1 byte each) and read back in order a slice at a time, which holds less
+    # than sorting them (an int64 index per group).
+    mark = torch.zeros(total, dtype=torch.bool, device=train.device)
+    for first in firsts:
+        mark[first.long()] = True
+    origin = torch.cat(
+        [
+            mark[s : s + _PART_WINDOWS].nonzero()[:, 0].add_(s).to(small)
+            for s in range(0, total, _PART_WINDOWS)
+        ]
+    )
+    del mark
+    weights = torch.empty(origin.numel(), dtype=train.dtype, device=train.device)
+    for first, cnt in zip(firsts, counts, strict=True):
+        weights[torch.searchsorted(origin, first)] = cnt.to(train.dtype)
+    return UniqueKeys(origin, weights, kp, p)
