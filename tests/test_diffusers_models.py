@@ -295,3 +295,17 @@ def test_without_diffusers_says_what_to_install(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install diffusers" in out.stdout and str(folder) in out.stdout
+
+
+def test_the_shipped_diffusers_model_runs_as_diffusers_runs_it():
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "models" / "mnist_unet2d_diffusers"
+    loaded = loaders.open_model(folder)
+    info = loaded.info
+    assert (info.arch, info.image_size, info.channels, info.num_classes) == ("diffusers", 32, 1, 0)
+    assert len(info.calibrated_p["bbels"]) == 20
+    noise = initial_noise((1, 1, 32, 32), seed=0)
+    xs, x0s, final, _ = diffusers_ddim(folder, noise, 3)
+    traj = sample(CNNDenoiser(loaded.predictor), noise, 3, schedule=loaded.schedule)
+    np.testing.assert_allclose(traj.final.numpy(), final.numpy(), atol=1e-4, rtol=0)
