@@ -17,6 +17,6 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         "$VENV/bin/pip" install --disable-pip-version-check -q "torch==2.13.0"
     fi
-    "$VENV/bin/pip" install --disable-pip-version-check -q -e "$ROOT[test]"
+    "$VENV/bin/pip" install --disable-pip-version-check -q -e "$ROOT[test,diffusers]"
     echo "$WANT" > "$STAMP"
 fi
