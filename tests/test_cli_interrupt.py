@@ -31,6 +31,14 @@ def inputs(tmp_path_factory):
     return make_model(root / "m.safetensors"), make_dataset(root / "data", n=16)
 
 
+def _as_in_a_terminal() -> None:
+    """The child starts with SIGINT at its default, as a command typed in a terminal does.
+    A test run started in the background of a non-interactive shell (``pytest &``) has
+    SIGINT ignored, the child would inherit that, and Python then installs no
+    KeyboardInterrupt handler: the signal this test sends would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """A ccdm process whose stderr is collected as it comes."""
 
@@ -41,6 +49,7 @@ class Running:
             [sys.executable, "-m", "ccdm_gui", *argv],
             cwd=cwd,
             env=env,
+            preexec_fn=_as_in_a_terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
