@@ -156,6 +156,24 @@ def test_inspector_and_captions_fit_at_the_minimum_size(qtbot, files, make_windo
     assert w.controls.width() <= dock_scroll.viewport().width()
 
 
+def test_colour_key_entries_show_their_words(qtbot, files, make_window):
+    """Each entry of the mosaic's key is a swatch with its words beside it, in full at
+    the default size and at least a few letters at the minimum size."""
+    w = make_window(options(files, machine="bbels"))
+    for width, height in ((1560, 960), (MIN_WIDTH, MIN_HEIGHT)):
+        settle(qtbot, w, width, height)
+        entries = w.store.legend(w.step, "mosaic").colors
+        assert len(entries) >= 2
+        shown = [text for sw, text in w.legend.swatches if sw.isVisible()]
+        assert [t.text() for t in shown] == [label for label, _ in entries]
+        for t in shown:
+            assert t.isVisible() and t.width() >= 40, (t.text(), t.width())
+            if width == 1560:
+                assert t.shown_text() == t.text(), (t.shown_text(), t.text())
+            else:
+                assert len(t.shown_text().rstrip("\u2026")) >= 4, t.shown_text()
+
+
 def test_window_has_a_minimum_size(qtbot, files, make_window):
     w = make_window(options(files, machine="ideal", autostart=False), wait=False)
     w.resize(640, 480)

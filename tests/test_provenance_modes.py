@@ -48,51 +48,86 @@ def one_step(machine: str, p: int, boundary: str, seed: int = 0):
     return traj, share[0], ref_images[0], ref["entropy"][0]
 
 
+def expected_mosaic(x0, src, share, images):
+    """The mosaic colour of one pixel written out: white mixed towards the source's hue
+    (at full brightness) by sqrt(share), none for a generic patch, times the sample's
+    brightness."""
+    light = provenance.FLOOR + (1 - provenance.FLOOR) * min(1.0, max(0.0, (x0 + 1) / 2))
+    hue = categorical_colors(np.array([src]))[0].astype(float)
+    hue = hue * 255.0 / max(hue.max(), 1.0)
+    s = 0.0 if images > 1 else math.sqrt(min(1.0, share))
+    return (255.0 * (1 - s) + hue * s) * light
+
+
 # Seeds whose first image has both generic and single-source pixels.
 @pytest.mark.parametrize(
     ("machine", "p", "boundary", "seed"),
-    [("bbels", 3, "zeros", 4), ("els", 3, "circular", 3), ("ls", 3, "zeros", 0)],
+    [
+        ("bbels", 3, "zeros", 4),
+        ("els", 3, "circular", 3),
+        ("ls", 3, "zeros", 0),
+        ("els", 5, "zeros", 1),
+    ],
 )
-def test_mosaic_colours_are_the_source_faded_by_its_confidence(machine, p, boundary, seed):
-    traj, share, images, entropy = one_step(machine, p, boundary, seed)
+def test_mosaic_is_the_sample_tinted_by_its_source(machine, p, boundary, seed):
+    traj, share, images, _ = one_step(machine, p, boundary, seed)
+    x, train = repetitive_case(seed)
+    ref = reference_denoise(x[:1], AB, train, machine, p, boundary)
     f = provenance.Frame(traj, 0, machine)
     rgb = provenance.mode("mosaic").colour(f)
     h, w = share.shape
-    dark = np.array(provenance.DARK, dtype=float)
-    top = provenance.entropy_limit(traj, machine)
     for r in range(h):
         for c in range(w):
-            if images[r, c] > 1:
-                base = np.array(provenance.GENERIC, dtype=float)
-            else:
-                base = categorical_colors(np.array([traj.source_index[0, r, c]]))[0].astype(float)
-            # The entropy with the winner's copies merged into one candidate.
-            merged = entropy[r, c] - share[r, c] * math.log(traj.shared_count[0, r, c])
-            conf = min(1.0, max(0.0, 1 - merged / top))
-            s = provenance.FLOOR + (1 - provenance.FLOOR) * conf
-            want = dark + (base - dark) * s
+            x0 = float(np.asarray(ref["x0"])[0, :, r, c].mean())
+            want = expected_mosaic(x0, traj.source_index[0, r, c], share[r, c], images[r, c])
             assert np.abs(rgb[r, c].astype(float) - want).max() <= 1.0, (r, c)
     # Both kinds are on screen: generic patches and single sources.
     assert (images > 1).any() and (images == 1).any()
-    # The key names the generic range and the sources leading most non-generic pixels.
+
+
+@pytest.mark.parametrize(
+    ("machine", "p", "boundary", "seed"), [("bbels", 3, "zeros", 4), ("els", 3, "circular", 3)]
+)
+def test_mosaic_key_explains_the_tint_and_names_the_most_coloured_sources(
+    machine, p, boundary, seed
+):
+    traj, share, images, _ = one_step(machine, p, boundary, seed)
+    f = provenance.Frame(traj, 0, machine)
     entries = provenance.mode("mosaic").legend(f).colors
     labels = [label for label, _ in entries]
+    assert labels[0].startswith("pale: ")
     shared = images[images > 1]
     lo, hi = int(shared.min()), int(shared.max())
-    assert labels[0] == f"generic (in {lo}-{hi} images)" if lo < hi else f"generic (in {lo} images)"
-    assert entries[0][1] == provenance.GENERIC
-    assert labels[1] == "dim: uncertain"
-    ids, counts = np.unique(traj.source_index[0][images == 1], return_counts=True)
-    assert labels[2] == f"#{100 + int(ids[np.argmax(counts)])}"
+    span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    assert labels[1] == f"no tint: generic, in {span} images"
+    # Sources ranked by the pixels they colour at least half-strongly (share >= 1/4).
+    strong = (images == 1) & (share >= 0.25)
+    ids, counts = np.unique(traj.source_index[0][strong], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    want = [f"#{100 + int(ids[k])}: {int(counts[k])} px" for k in order[: len(labels) - 2]]
+    assert labels[2:] == want
+    assert len(labels) == min(provenance.KEY_ITEMS, 2 + len(ids))
 
 
-def test_mosaic_without_counts_fades_by_the_plain_entropy():
+def test_mosaic_key_adds_the_class_where_the_set_has_labels():
+    traj, share, images, _ = one_step("els", 3, "circular", 3)
+    traj.train_labels = np.arange(len(traj.train_indices)) % 10
+    entries = provenance.mode("mosaic").legend(provenance.Frame(traj, 0, "els")).colors
+    first = entries[2][0]
+    i = int(first.split()[0][1:]) - 100
+    assert first.startswith(f"#{100 + i} (class {i % 10}): ")
+
+
+def test_mosaic_without_counts_tints_by_the_winner_alone():
     traj, _, _, _ = one_step("els", 3, "zeros")
     traj.shared_count = traj.shared_images = None
     f = provenance.Frame(traj, 0, "els")
-    conf = 1 - traj.entropy[0] / provenance.entropy_limit(traj, "els")
-    want = provenance.fade(categorical_colors(traj.source_index[0]), conf)
-    np.testing.assert_array_equal(provenance.mode("mosaic").colour(f), want)
+    rgb = provenance.mode("mosaic").colour(f)
+    for r, c in [(0, 0), (3, 4), (6, 5)]:
+        want = expected_mosaic(
+            float(traj.x0[0, :, r, c].mean()), traj.source_index[0, r, c], traj.weight[0, r, c], 1
+        )
+        assert np.abs(rgb[r, c].astype(float) - want).max() <= 1.0, (r, c)
 
 
 @pytest.mark.parametrize(("machine", "p", "boundary"), [("bbels", 3, "zeros"), ("els", 5, "zeros")])

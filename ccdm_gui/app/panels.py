@@ -373,9 +373,15 @@ class LegendWidget(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 2)
         lay.setSpacing(6)
-        for w in (self.title, self.lo, self.image, self.hi, self.note, self.cats):
+        for w in (self.title, self.lo, self.image, self.hi, self.note):
             lay.addWidget(w)
-        lay.addStretch(1)
+        # The entries' labels ignore their text's width (they elide), so the grid takes
+        # the rest of the row, shared equally by its columns; without the stretch it
+        # would shrink to the swatches alone and show no words.
+        lay.addWidget(self.cats, 1)
+        for col in range(4):
+            g.setColumnStretch(col, 1)
+        lay.addStretch(0)
         self._last = None
         self._colours: list = [None] * self.MAX_ITEMS
         # One height for every kind of key, so switching provenance mode never moves

@@ -162,19 +162,18 @@ def _entropy_top(f: Frame) -> float:
 
 # ----------------------------------------------------------------------------- mosaic
 
-# Each pixel in its leading source's colour, faded towards DARK as the softmax grows
-# uncertain: by 1 - H' / H_max, where H' is the entropy with the winner's identical
-# copies counted as one candidate (a tie among equal patches is not uncertainty) and
-# H_max the entropy of a uniform choice among all candidates. A patch found in several
-# training images has no one source: it is "generic", one neutral colour, faded alike.
-# (Fading by the winner's weight instead left the default run dim at every step: on
-# resized MNIST thousands of near-blank patches, equal to the eye but not in value,
-# share the background's weight.)
-DARK = (24, 24, 28)
-GENERIC = (160, 160, 160)
-# A weak lead keeps a trace of colour, so where each source leads stays visible at
-# every step.
-FLOOR = 0.2
+# The patch mosaic is the machine's own sample, each pixel tinted with the colour of the
+# training image its best patch comes from. Brightness is the sample, so the picture
+# being assembled is visible at every step; hue is the source; saturation is the share
+# of the pixel's softmax weight that patch holds together with its identical copies
+# (a tie among equal patches is not uncertainty). A pixel averaged over many different
+# patches keeps the sample's grey; a pixel copied from one image takes that image's
+# colour; a patch found in several training images has no one source ("generic") and
+# stays untinted too. The square root lifts small shares: a patch holding a quarter of
+# the weight shows at half strength rather than near-invisibly.
+GENERIC = (255, 255, 255)
+# The darkest brightness: a tint stays faintly visible on a black background.
+FLOOR = 0.15
 
 
 def patch_weight(f: Frame) -> np.ndarray:
@@ -193,34 +192,53 @@ def shared_images(f: Frame) -> np.ndarray:
     return np.asarray(f.traj.shared_images[f.step], dtype=np.int64)
 
 
-def confidence(f: Frame) -> np.ndarray:
-    """1 - H' / H_max per pixel (see above): 1 where one patch (with its copies) holds
-    all the weight, 0 for a uniform choice among every candidate."""
-    h = np.asarray(f.traj.entropy[f.step], dtype=np.float64)
-    if f.traj.shared_count is not None:
-        # k equal copies holding weight W add W log k to the entropy over candidates.
-        h = h - patch_weight(f) * np.log(np.asarray(f.traj.shared_count[f.step]))
-    return np.clip(1.0 - h / _entropy_top(f), 0.0, 1.0)
+def brightness(f: Frame) -> np.ndarray:
+    """The machine's x0 estimate at this step, channels averaged, from [-1, 1] to
+    [FLOOR, 1]."""
+    x0 = np.asarray(f.traj.x0[f.step], dtype=np.float64).mean(axis=0)
+    return FLOOR + (1.0 - FLOOR) * np.clip((x0 + 1.0) / 2.0, 0.0, 1.0)
 
 
-def fade(rgb: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """``rgb`` [..., 3] faded towards DARK: FLOOR of it shows at confidence 0, all at 1."""
-    dark = np.asarray(DARK, dtype=np.float64)
-    s = FLOOR + (1.0 - FLOOR) * np.clip(conf, 0.0, 1.0)
-    out = dark + (np.asarray(rgb, dtype=np.float64) - dark) * s[..., None]
+def tint_strength(f: Frame) -> np.ndarray:
+    """How strongly each pixel shows its source's colour: sqrt of its patch's weight,
+    0 for generic patches."""
+    return np.where(shared_images(f) > 1, 0.0, np.sqrt(patch_weight(f)))
+
+
+def hues(ids: np.ndarray) -> np.ndarray:
+    """The categorical colour of each id, scaled to full brightness (the brightness is
+    the sample's), float [..., 3] in 0..255."""
+    rgb = categorical_colors(ids).astype(np.float64)
+    return rgb * (255.0 / np.maximum(rgb.max(axis=-1, keepdims=True), 1.0))
+
+
+def tint(hue: np.ndarray, strength: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """White mixed towards ``hue`` by ``strength``, times ``light``: uint8 [..., 3]."""
+    s = np.clip(strength, 0.0, 1.0)[..., None]
+    out = (255.0 * (1.0 - s) + np.asarray(hue, dtype=np.float64) * s) * light[..., None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _mosaic(f: Frame) -> np.ndarray:
-    base = categorical_colors(np.asarray(f.traj.source_index[f.step]))
-    base[shared_images(f) > 1] = GENERIC
-    return fade(base, confidence(f))
+    src = np.asarray(f.traj.source_index[f.step])
+    return tint(hues(src), tint_strength(f), brightness(f))
+
+
+def _source_name(f: Frame, i: int) -> str:
+    """A source image as the colour key names it: dataset index, and its class where
+    the training set has labels."""
+    name = _dataset_index(f, i)
+    labels = f.traj.train_labels
+    if labels is not None and 0 <= i < len(labels):
+        name += f" (class {int(labels[i])})"
+    return name
 
 
 def _mosaic_entries(f: Frame | None) -> list[tuple[str, tuple[int, int, int]]]:
-    """Generic patches (with how many images share them), how a fade reads, then the
-    sources leading most pixels that are not generic."""
-    entries: list[tuple[str, tuple[int, int, int]]] = []
+    """How to read the tint (its strength, generic patches), then the sources that
+    colour the most pixels, each with its pixel count."""
+    pale = tuple(int(v) for v in tint(hues(np.array([1])), np.array([0.3]), np.array([1.0]))[0])
+    entries: list[tuple[str, tuple[int, int, int]]] = [("pale: a small share of the weight", pale)]
     if f is None:
         return entries
     shared = shared_images(f)
@@ -228,13 +246,18 @@ def _mosaic_entries(f: Frame | None) -> list[tuple[str, tuple[int, int, int]]]:
     if generic.any():
         lo, hi = int(shared[generic].min()), int(shared[generic].max())
         span = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        entries.append((f"generic (in {span} images)", GENERIC))
-    entries.append(("dim: uncertain", tuple(int(v) for v in fade(GENERIC, np.array(0.1)))))
-    ids = np.asarray(f.traj.source_index[f.step])[~generic]
-    found, counts = np.unique(ids, return_counts=True)
-    top = found[np.argsort(-counts, kind="stable")[: KEY_ITEMS - len(entries)]]
-    for i, c in zip(top, categorical_colors(top), strict=True):
-        entries.append((_dataset_index(f, int(i)), (int(c[0]), int(c[1]), int(c[2]))))
+        entries.append((f"no tint: generic, in {span} images", GENERIC))
+    # Rank the sources by how much colour they put on screen, not by bare pixel counts:
+    # a source leading many pixels with a tiny share is no more visible than the grey.
+    strength = tint_strength(f)
+    ids = np.asarray(f.traj.source_index[f.step])
+    visible = strength >= 0.5
+    found, counts = np.unique(ids[visible], return_counts=True)
+    top = np.argsort(-counts, kind="stable")[: KEY_ITEMS - len(entries)]
+    for k in top:
+        i, n = int(found[k]), int(counts[k])
+        colour = tuple(int(v) for v in hues(np.array([i]))[0])
+        entries.append((f"{_source_name(f, i)}: {n} px", colour))
     return entries
 
 
@@ -277,7 +300,7 @@ MODES: tuple[ProvenanceMode, ...] = (
     ProvenanceMode(
         "mosaic",
         "patch mosaic",
-        "leading source, dim where uncertain",
+        "sample tinted by source image",
         "categories",
         _mosaic,
         lambda f: (_mosaic_entries(f), None, None),
