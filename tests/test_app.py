@@ -711,7 +711,7 @@ def test_seed_grid_dialog_writes_what_ccdm_grid_writes(qtbot, files, make_window
     (tmp_path / "g.gif").write_bytes(b"old")
     assert not dlg.start(str(png), str(video))  # refuses before computing
     assert "already exists" in dlg.message.text() and not png.exists()
-    with qtbot.waitSignal(dlg.finished_grid, timeout=RUN_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(dlg.job_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         assert dlg.start(str(png), str(video), overwrite=True)
     assert blocker.args[0], blocker.args[1]
     spec = w.spec()
@@ -728,7 +728,17 @@ def test_seed_grid_dialog_writes_what_ccdm_grid_writes(qtbot, files, make_window
     want = GridComposer(g, 3).frame(None)
     np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), want)
     assert video.read_bytes()[:3] == b"GIF"
-    dlg.close()
+    # Escape during a grid cancels it, writes nothing and closes once the worker is done.
+    before = png.read_bytes(), video.read_bytes()
+    with qtbot.waitSignal(dlg.job_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert dlg.start(str(png), str(video), overwrite=True)
+        assert dlg.close_button.text() == "Cancel seed grid"
+        dlg.reject()
+        assert dlg.isVisible()
+    assert blocker.args == [False, "Seed grid cancelled; nothing was written."]
+    qtbot.waitUntil(lambda: not dlg.isVisible())
+    assert (png.read_bytes(), video.read_bytes()) == before
+    assert dlg.start_button.isEnabled() and dlg.close_button.text() == "Close"
 
 
 def test_subset_all_runs_on_the_whole_training_set(qtbot, files, make_window, private_settings):

@@ -46,7 +46,7 @@ VIEW = View(prov_mode="weight", diff=True)
 
 
 def run(qtbot, dlg: ExportDialog, path, **kw) -> tuple[bool, str]:
-    with qtbot.waitSignal(dlg.export_finished, timeout=30000) as blocker:
+    with qtbot.waitSignal(dlg.job_finished, timeout=30000) as blocker:
         assert dlg.start_export(path, **kw)
         assert dlg.running
     assert not dlg.running
@@ -106,13 +106,13 @@ def test_cancel_leaves_nothing(qtbot, tmp_path):
     comp = make_comparison(T=60)
     dlg = ExportDialog(None, comp, VIEW, "video")
     qtbot.addWidget(dlg)
-    with qtbot.waitSignal(dlg.export_finished, timeout=30000) as blocker:
+    with qtbot.waitSignal(dlg.job_finished, timeout=30000) as blocker:
         dlg.start_export(tmp_path / "long.mp4")
         dlg.cancel()
     ok, msg = blocker.args
     assert not ok and "cancelled" in msg
     assert list(tmp_path.iterdir()) == []
-    assert dlg.export_button.isEnabled()
+    assert dlg.start_button.isEnabled()
 
 
 def test_errors_are_messages_not_tracebacks(qtbot, tmp_path):
@@ -138,11 +138,11 @@ def test_export_button_asks_before_replacing(qtbot, tmp_path, monkeypatch, answe
     # Stand in for the user's click on the modal question.
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or answer)
     if answer == QMessageBox.StandardButton.No:
-        dlg.export_button.click()
+        dlg.start_button.click()
         assert asked and not dlg.running and target.read_bytes() == b"old"
         return
-    with qtbot.waitSignal(dlg.export_finished, timeout=30000) as blocker:
-        dlg.export_button.click()
+    with qtbot.waitSignal(dlg.job_finished, timeout=30000) as blocker:
+        dlg.start_button.click()
     assert asked and blocker.args[0] is True
     assert target.read_bytes() != b"old"
 
@@ -151,7 +151,7 @@ def test_closing_during_an_export_cancels_first(qtbot, tmp_path):
     dlg = ExportDialog(None, make_comparison(T=60), VIEW, "frames")
     qtbot.addWidget(dlg)
     dlg.show()
-    with qtbot.waitSignal(dlg.export_finished, timeout=30000) as blocker:
+    with qtbot.waitSignal(dlg.job_finished, timeout=30000) as blocker:
         dlg.start_export(tmp_path / "frames")
         dlg.reject()  # Escape / window close while running
         assert dlg.isVisible()  # waits for the worker instead of dropping it

@@ -1,21 +1,17 @@
 """File > Export frames / Export video: choose settings, then export off the GUI thread.
 
 The export itself is ccdm_gui.export (no Qt); this dialog only gathers its arguments,
-runs it on a QThread with a progress bar and Cancel, and shows any error as a message.
+runs it on a QThread with a progress bar and Cancel (JobDialog), and shows any error as a message.
 A cancelled or failed export leaves nothing on disk (export's atomic writes).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -24,10 +20,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -35,57 +29,20 @@ from .. import export
 from ..core import provenance, render
 from ..core.spec import Comparison
 from ..core.view import DEFAULT_VIEW, View
-
-log = logging.getLogger(__name__)
-
-
-class _ExportJob(QObject):
-    """Runs one export on the worker thread. Progress crosses to the GUI thread through
-    queued signals; cancellation is a threading.Event the export polls between frames."""
-
-    progress = Signal(int, int)
-    done = Signal(bool, str)
-
-    def __init__(self, kind: str, comp: Comparison, path: Path, options: dict):
-        super().__init__()
-        self.kind, self.comp, self.path, self.options = kind, comp, path, options
-        self.cancel_event = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        common = dict(
-            on_progress=lambda i, n: self.progress.emit(i, n),
-            should_cancel=self.cancel_event.is_set,
-        )
-        try:
-            if self.kind == "frames":
-                paths = export.export_frames(self.comp, self.path, **self.options, **common)
-                msg = f"Wrote {len(paths)} frames to {self.path}"
-            else:
-                out = export.export_video(self.comp, self.path, **self.options, **common)
-                msg = f"Wrote {out}"
-        except export.WriteCancelled:
-            self.done.emit(False, "Export cancelled; nothing was written.")
-        except export.WriteError as e:
-            self.done.emit(False, str(e))
-        except Exception as e:  # a bug, not a user error: say so briefly, log the details
-            log.exception("export failed")
-            self.done.emit(False, f"Export failed unexpectedly: {type(e).__name__}: {e}")
-        else:
-            self.done.emit(True, msg)
+from .job_dialog import JobDialog
 
 
-class ExportDialog(QDialog):
+class ExportDialog(JobDialog):
     """``ExportDialog(parent, comparison, view, kind)`` with ``view`` the window's View
     (the starting choice) and ``kind`` "frames" or "video".
 
     ``start_export(path, overwrite=False)`` starts without the file chooser or the
-    overwrite question (for tests and scripted use); ``export_finished(ok, message)``
+    overwrite question (for tests and scripted use); ``job_finished(ok, message)``
     is emitted when the export ends (also after cancel and errors). ``cancel()``
     requests cancellation.
     """
 
-    export_finished = Signal(bool, str)
+    job_name = "Export"
 
     def __init__(
         self,
@@ -94,15 +51,11 @@ class ExportDialog(QDialog):
         view: View = DEFAULT_VIEW,
         kind: str = "video",
     ):
-        super().__init__(parent)
         if kind not in ("frames", "video"):
             raise ValueError(f"kind must be 'frames' or 'video', got {kind!r}")
+        title = "Export frames" if kind == "frames" else "Export video"
+        super().__init__(parent, title, QDialogButtonBox.StandardButton.Cancel)
         self.comp, self.kind = comparison, kind
-        self.setWindowTitle("Export frames" if kind == "frames" else "Export video")
-        self._thread: QThread | None = None
-        self._job: _ExportJob | None = None
-        self._close_when_done = False
-        self.last_result: tuple[bool, str] | None = None
 
         form = QFormLayout()
         self.path_edit = QLineEdit(str(self._default_path()))
@@ -176,32 +129,14 @@ class ExportDialog(QDialog):
             form.addRow("Quality (CRF):", self.quality_spin)
             self._format_changed()
 
-        self.progress = QProgressBar()
         self.progress.setRange(0, max(len(comparison.cnn.t), 1))
-        self.progress.setValue(0)
         self.progress.setFormat("%v / %m")
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        self.buttons = QDialogButtonBox()
-        self.export_button = self.buttons.addButton(
-            "Export", QDialogButtonBox.ButtonRole.AcceptRole
-        )
-        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        self.export_button.setDefault(True)
-        self.export_button.clicked.connect(self._on_export_clicked)
-        self.cancel_button.clicked.connect(self._on_cancel_clicked)
-
-        outer = QVBoxLayout(self)
+        self.start_button.setDefault(True)
+        self.job_finished.connect(self._after_export)
         summary = QLabel(render.title(comparison) + f" · {len(comparison.cnn.t)} steps")
         summary.setWordWrap(True)
-        outer.addWidget(summary)
-        outer.addLayout(form)
-        outer.addWidget(self.progress)
-        outer.addWidget(self.message)
-        outer.addWidget(self.buttons)
-        self._settings_widgets = [
+        self._lay_out(summary, form)
+        self._inputs = [
             self.path_edit,
             browse,
             self.format_combo,
@@ -318,12 +253,12 @@ class ExportDialog(QDialog):
         return answer == QMessageBox.StandardButton.Yes
 
     # ------------------------------------------------------------------ running
-    def _on_export_clicked(self) -> None:
+    def _on_start_clicked(self) -> None:
         if self.running:
             return
         text = self.path_edit.text().strip()
         if not text:
-            self._show_message(False, "Choose where to export to.")
+            self._show(False, "Choose where to export to.")
             return
         path = Path(text).expanduser()
         overwrite = False
@@ -333,10 +268,6 @@ class ExportDialog(QDialog):
             overwrite = True
         self.start_export(path, overwrite=overwrite)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     def start_export(self, path: str | Path, overwrite: bool = False) -> bool:
         """Start exporting to ``path`` with the dialog's current settings. Returns False
         (and does nothing) if an export is already running."""
@@ -344,106 +275,29 @@ class ExportDialog(QDialog):
             return False
         path = Path(path)
         self.path_edit.setText(str(path))
-        self.last_result = None
         options = self.options()
         options["overwrite"] = overwrite
-        job = _ExportJob(self.kind, self.comp, path, options)
-        thread = QThread(self)
-        job.moveToThread(thread)
-        thread.started.connect(job.run)
-        job.progress.connect(self._on_progress)
-        job.done.connect(self._on_done)
-        job.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
-        self._job, self._thread = job, thread
-        self._set_running(True)
-        self.progress.setValue(0)
-        self._show_message(None, f"Exporting to {path} …")
-        thread.start()
+        comp, kind = self.comp, self.kind
+
+        def work(report, should_cancel) -> str:
+            common = dict(on_progress=report, should_cancel=should_cancel)
+            if kind == "frames":
+                paths = export.export_frames(comp, path, **options, **common)
+                return f"Wrote {len(paths)} frames to {path}"
+            return f"Wrote {export.export_video(comp, path, **options, **common)}"
+
+        self._start_job(work, f"Exporting to {path} …")
         return True
 
-    def cancel(self) -> None:
-        """Ask the running export to stop; it does at the next frame."""
-        if self._job is not None:
-            self._job.cancel_event.set()
-            self._show_message(None, "Cancelling…")
-
-    @Slot(int, int)
-    def _on_progress(self, i: int, total: int) -> None:
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(i)
-
-    @Slot(bool, str)
-    def _on_done(self, ok: bool, message: str) -> None:
-        self.last_result = (ok, message)
-        self._show_message(ok, message)
-        if not ok:
-            self.progress.setValue(0)
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        # QThread.finished is emitted from inside the ending thread; wait() returns once
-        # it has really stopped. Only then drop the job, which Python owns: deleting it
-        # while its thread still runs (or letting both Qt's deferred delete and Python's
-        # refcount delete it) aborts the process.
-        thread, job = self._thread, self._job
-        if thread is not None:
-            thread.wait()
-        self._thread, self._job = None, None
-        del job
-        if thread is not None:
-            thread.deleteLater()
-        self._set_running(False)
-        ok, message = self.last_result or (False, "Export stopped.")
+    def _after_export(self, ok: bool, message: str) -> None:
         if ok:
-            self.export_button.setText("Export again")
-        self.export_finished.emit(ok, message)
-        if self._close_when_done:
-            super().reject()
+            self.start_button.setText("Export again")
 
     def _set_running(self, on: bool) -> None:
-        for w in self._settings_widgets:
-            w.setEnabled(not on)
+        super()._set_running(on)
         if not on and self.kind == "video":
-            self._format_changed_enable_only()
-        self.export_button.setEnabled(not on)
-        self.cancel_button.setText("Cancel export" if on else "Close")
-
-    def _format_changed_enable_only(self) -> None:
-        self.quality_spin.setEnabled(export.FORMATS[self.format()].quality_range is not None)
-
-    def _show_message(self, ok: bool | None, text: str) -> None:
-        colour = {True: "#2e7d32", False: "#c62828", None: ""}[ok]
-        self.message.setStyleSheet(f"color: {colour};" if colour else "")
-        self.message.setText(text)
-
-    def _on_cancel_clicked(self) -> None:
-        if self.running:
-            self.cancel()
-        else:
-            self.reject()
-
-    def reject(self) -> None:
-        # Escape or the window's close button during an export: cancel, and close once
-        # the worker has cleaned up (it stops within a frame).
-        if self.running:
-            self._close_when_done = True
-            self.cancel()
-            return
-        super().reject()
-
-    def closeEvent(self, e) -> None:  # noqa: N802 (Qt API)
-        if self.running:
-            self._close_when_done = True
-            self.cancel()
-            e.ignore()
-            return
-        super().closeEvent(e)
-
-    def wait(self, ms: int = 30000) -> bool:
-        """Block until the running export's thread ends (for shutdown paths)."""
-        thread = self._thread
-        return True if thread is None else thread.wait(ms)
+            # Formats without a quality setting keep it disabled.
+            self.quality_spin.setEnabled(export.FORMATS[self.format()].quality_range is not None)
 
 
 def _combo(items: list[tuple[str, str]], current: str) -> QComboBox:
