@@ -9,8 +9,6 @@ from pathlib import Path
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..core import validate
     from ..core.atomic import atomic_write_bytes
     from ..core.calibrate import calibrate_model
@@ -18,7 +16,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from ..core.spec import RunSpec
     from .errors import abandoned
     from .evaluate import check_machines, machine_list
-    from .run import resolve_common
+    from .run import progress_bar, resolve_common
 
     resolve_common(args)
     machines = machine_list("--machines", args.machines, CALIBRATABLE)
@@ -38,12 +36,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         validate.training_images(
             RunSpec(args.model, args.dataset, args.subset, label=lab, device=args.device), info
         )
-    bar = tqdm(desc="calibrate", unit="eval")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+    bar, progress = progress_bar("calibrate", "eval")
 
     # With --write the checkpoint is rewritten inside: Ctrl+C must then unwind normally.
     with contextlib.nullcontext() if args.write else abandoned("calibrate"):

@@ -11,11 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from .outputs import print_written, video_file
 from .run import (
     StageBars,
     add_model_data_args,
     add_patch_size_arg,
     checked_spec,
+    progress_bar,
     resolve_common,
 )
 
@@ -52,14 +54,8 @@ def _check_frames(args, folder: Path, steps: int) -> None:
 
 def _check_video(args, path: Path) -> None:
     from ..core import validate
-    from ..export import FORMATS, WriteError
-    from ..export.video import video_format
 
-    validate.output_file("--video", path, args.overwrite, FORMATS)
-    try:
-        vf = video_format(path)
-    except WriteError as e:
-        raise validate.ArgumentError("--video", f"{path}: {e}") from None
+    vf = video_file("--video", path, args.overwrite)
     if args.quality is not None and vf.quality_range is not None:
         lo, hi = vf.quality_range
         if not lo <= args.quality <= hi:
@@ -117,8 +113,6 @@ def _compute(specs: list):
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..core import validate
     from ..core.view import View
     from ..export import export_frames, export_grid_video, export_video
@@ -148,30 +142,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     video_opts = dict(fps=args.fps, quality=args.quality, hold_last=args.hold)
 
-    def bar(desc: str):
-        b = tqdm(desc=desc, unit="frame")
-
-        def on_progress(i: int, total: int) -> None:
-            b.total = total
-            b.n = i
-            b.refresh()
-
-        return b, on_progress
-
     written: list[Path] = []
     collected = []
     for comp in comps:
         collected.append(comp)
         if args.frames:
             folder = _suffixed(Path(args.frames), comp.spec.seed, many)
-            b, cb = bar(f"frames {folder}")
+            b, cb = progress_bar(f"frames {folder}", "frame")
             with b:
                 export_frames(comp, folder, overwrite=args.overwrite, on_progress=cb, **drawing)
             written.append(folder)
         if args.video and not args.grid:
             out = _suffixed(Path(args.video), comp.spec.seed, many)
             out.parent.mkdir(parents=True, exist_ok=True)  # as --frames and run's --out
-            b, cb = bar(f"video {out}")
+            b, cb = progress_bar(f"video {out}", "frame")
             with b:
                 export_video(
                     comp, out, overwrite=args.overwrite, on_progress=cb, **video_opts, **drawing
@@ -180,7 +164,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.grid:
         out = Path(args.video)
         out.parent.mkdir(parents=True, exist_ok=True)
-        b, cb = bar(f"grid video {out}")
+        b, cb = progress_bar(f"grid video {out}", "frame")
         with b:
             export_grid_video(
                 collected,
@@ -192,8 +176,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 **drawing,
             )
         written.append(out)
-    for w in written:
-        print(f"wrote {w}")
+    print_written(written)
     return 0
 
 

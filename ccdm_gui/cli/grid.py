@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from .run import add_model_data_args, add_patch_size_arg, resolve_common
+from .outputs import print_written, video_file
+from .run import add_model_data_args, add_patch_size_arg, progress_bar, resolve_common
 
 
 def _seeds(text: str) -> list[int]:
@@ -43,9 +44,8 @@ def _check(args: argparse.Namespace) -> list[int | None]:
     from ..core.datasets.known import class_names
     from ..core.machine_registry import default_machine
     from ..core.spec import RunSpec
-    from ..export import FORMATS, WriteError
+    from ..export import WriteError
     from ..export.seedgrid import check_outputs
-    from ..export.video import video_format
     from .evaluate import check_machines
 
     if args.out is None and args.video is None:
@@ -53,9 +53,8 @@ def _check(args: argparse.Namespace) -> list[int | None]:
     if args.out is not None:
         validate.output_file("--out", args.out, args.overwrite, ("png",), folder_must_exist=True)
     if args.video is not None:
-        validate.output_file("--video", args.video, args.overwrite, FORMATS, folder_must_exist=True)
+        video_file("--video", args.video, args.overwrite, folder_must_exist=True)
         try:
-            video_format(args.video)
             check_outputs(args.out, args.video, args.overwrite)
         except WriteError as e:
             raise validate.ArgumentError("--video", f"{args.video}: {e}") from None
@@ -80,19 +79,12 @@ def _check(args: argparse.Namespace) -> list[int | None]:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..core.grid import seed_grid
     from ..export.seedgrid import export_seed_grid
     from .errors import abandoned
 
     labels = _check(args)
-    bar = tqdm(desc="grid", unit="step")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+    bar, progress = progress_bar("grid", "step")
 
     with abandoned("grid"):  # the files are written after
         g = seed_grid(
@@ -122,8 +114,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     for name, row in zip(g.names, g.correlation, strict=True):
         cells = " ".join(f"{v:5.2f}" for v in row)
         print(f"{name[:14]:14s} {cells}   {float(sorted(row)[len(row) // 2]):.2f}")
-    for w in written:
-        print(f"wrote {w}")
+    print_written(written)
     return 0
 
 

@@ -134,6 +134,20 @@ def run_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpec:
     )
 
 
+def progress_bar(desc: str, unit: str):
+    """A terminal bar and the ``on_progress(done, total)`` that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, on_progress
+
+
 class StageBars:
     """``on_step`` for run_comparison: a terminal progress bar per part."""
 
