@@ -156,6 +156,35 @@ def test_cache_reuses_the_cnn_when_only_machine_settings_change(files, monkeypat
     assert calls["cnn"] == 3
 
 
+def test_timing_says_which_parts_ran_and_which_came_from_the_cache(files):
+    cache = pipeline.TrajectoryCache()
+    spec = _spec(files)
+    t = pipeline.Timing()
+    pipeline.run_comparison(spec, cache, timing=t)
+    assert (t.cnn_cached, t.machine_cached) == (False, False)
+    assert t.cnn_seconds > 0 and t.machine_seconds > 0
+    t, stages = pipeline.Timing(), []
+    on_step = lambda *a: stages.append(a[:3])  # noqa: E731
+    pipeline.run_comparison(spec.with_(machine="ls"), cache, on_step=on_step, timing=t)
+    assert (t.cnn_cached, t.machine_cached) == (True, False)
+    # the cached CNN reports once, whole; the machine every step
+    assert stages == [("cnn", 3, 4)] + [("machine", i, 4) for i in range(4)]
+    # Cancelled in the machine part: both parts are marked as run, the machine's time unset.
+    t, started = pipeline.Timing(), []
+    with pytest.raises(Cancelled):
+        pipeline.run_comparison(
+            spec.with_(seed=7),
+            cache,
+            on_step=lambda part, *a: started.append(part),
+            should_cancel=lambda: "machine" in started,
+            timing=t,
+        )
+    assert (t.cnn_cached, t.machine_cached) == (False, False)
+    assert t.cnn_seconds > 0 and t.machine_seconds == 0.0
+    assert cache.get_cnn(spec.with_(seed=7)) is not None
+    assert cache.get_machine(spec.with_(seed=7)) is None
+
+
 def test_cache_is_bounded_and_notices_a_rewritten_model(files):
     cache = pipeline.TrajectoryCache(max_items=2)
     spec = _spec(files)

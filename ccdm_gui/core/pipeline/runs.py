@@ -196,24 +196,25 @@ def run_comparison(
             return None
         return lambda i, total, partial: on_step(part, i, total, partial)
 
-    t0 = time.perf_counter()
-    cnn = cache.get_cnn(spec) if cache is not None else None
-    timing.cnn_cached = cnn is not None
-    if cnn is None:
-        cnn = run_cnn(spec, part_cb("cnn"), should_cancel)
-        if cache is not None:
-            cache.put_cnn(spec, cnn)
-    elif on_step is not None:
-        on_step("cnn", spec.steps - 1, spec.steps, cnn)
-    t1 = time.perf_counter()
-    timing.cnn_seconds = t1 - t0
-    machine = cache.get_machine(spec) if cache is not None else None
-    timing.machine_cached = machine is not None
-    if machine is None:
-        machine = run_machine(spec, part_cb("machine"), should_cancel)
-        if cache is not None:
-            cache.put_machine(spec, machine)
-    elif on_step is not None:
-        on_step("machine", spec.steps - 1, spec.steps, machine)
-    timing.machine_seconds = time.perf_counter() - t1
+    parts = (
+        ("cnn", run_cnn, TrajectoryCache.get_cnn, TrajectoryCache.put_cnn),
+        ("machine", run_machine, TrajectoryCache.get_machine, TrajectoryCache.put_machine),
+    )
+    done = []
+    start = time.perf_counter()
+    for part, run, get, put in parts:
+        traj = get(cache, spec) if cache is not None else None
+        # Set before the part runs, so a cancelled run still says which part had started.
+        setattr(timing, f"{part}_cached", traj is not None)
+        if traj is None:
+            traj = run(spec, part_cb(part), should_cancel)
+            if cache is not None:
+                put(cache, spec, traj)
+        elif on_step is not None:
+            on_step(part, spec.steps - 1, spec.steps, traj)
+        end = time.perf_counter()
+        setattr(timing, f"{part}_seconds", end - start)
+        start = end
+        done.append(traj)
+    cnn, machine = done
     return assemble_comparison(spec, cnn, machine)
