@@ -201,6 +201,18 @@ def _set(argv: list[str], option: str, value: str) -> list[str]:
     return argv
 
 
+def _case(cid: str, commands: tuple[str, ...], options: dict[str, str], names: str) -> tuple:
+    """A case that sets ``options`` on the base command line; the message must name
+    ``names``."""
+
+    def spoil(argv, _inputs):
+        for option, value in options.items():
+            argv = _set(argv, option, value)
+        return argv
+
+    return (cid, commands, spoil, names)
+
+
 COMPUTING = ("run", "export", "evaluate", "calibrate", "grid")
 ALL = (*COMPUTING, "train")
 _NO_CUDA_HERE = "cuda:0" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
@@ -245,115 +257,54 @@ for _name in (
             lambda i, n=_name: i["datasets"][n].name,
         )
     )
+
+
 CASES += [
-    (
-        "dataset-missing",
-        ALL,
-        lambda a, i: _set(a, "--dataset", "missing_folder"),
-        lambda i: "missing_folder",
-    ),
-    ("device-no-cuda", ALL, lambda a, i: _set(a, "--device", _NO_CUDA_HERE), lambda i: "--device"),
-    ("device-unknown", ALL, lambda a, i: _set(a, "--device", "gpu"), lambda i: "--device gpu"),
-    ("subset-0", ALL, lambda a, i: _set(a, "--subset", "0"), lambda i: "--subset 0"),
-    ("steps-0", ALL, lambda a, i: _set(a, "--steps", "0"), lambda i: "--steps 0"),
-    (
-        "label-negative",
-        ("run", "export"),
-        lambda a, i: _set(a, "--label", "-1"),
-        lambda i: "--label -1",
-    ),
+    _case("dataset-missing", ALL, {"--dataset": "missing_folder"}, "missing_folder"),
+    _case("device-no-cuda", ALL, {"--device": _NO_CUDA_HERE}, "--device"),
+    _case("device-unknown", ALL, {"--device": "gpu"}, "--device gpu"),
+    _case("subset-0", ALL, {"--subset": "0"}, "--subset 0"),
+    _case("steps-0", ALL, {"--steps": "0"}, "--steps 0"),
+    _case("label-negative", ("run", "export"), {"--label": "-1"}, "--label -1"),
     (
         "label-not-a-class",
         ("run", "export"),
         lambda a, i: _set(_set(a, "--model", str(i["cond"])), "--label", "7"),
         lambda i: "--label 7",
     ),
-    (
+    _case(
         "bbels-circular",
         ("run", "export", "evaluate"),
-        lambda a, i: _set(_set(a, "--boundary", "circular"), "--machine", "bbels"),
-        lambda i: "bbels",
+        {"--boundary": "circular", "--machine": "bbels"},
+        "bbels",
     ),
-    (
-        "seeds-0",
-        ("evaluate", "calibrate"),
-        lambda a, i: _set(a, "--seeds", "0"),
-        lambda i: "--seeds 0",
-    ),
-    (
-        "unknown-machine",
-        ("evaluate",),
-        lambda a, i: _set(a, "--machine", "ls,nope"),
-        lambda i: "nope",
-    ),
-    (
-        "ideal-cannot-calibrate",
-        ("calibrate",),
-        lambda a, i: _set(a, "--machines", "ideal"),
-        lambda i: "ideal",
-    ),
+    _case("seeds-0", ("evaluate", "calibrate"), {"--seeds": "0"}, "--seeds 0"),
+    _case("unknown-machine", ("evaluate",), {"--machine": "ls,nope"}, "nope"),
+    _case("ideal-cannot-calibrate", ("calibrate",), {"--machines": "ideal"}, "ideal"),
     # outputs
-    ("out-under-a-file", ("run",), lambda a, i: _set(a, "--out", "some_file/sub"), "some_file"),
-    ("out-taken", ("run",), lambda a, i: _set(a, "--out", "taken"), "trajectory.npz"),
-    (
+    _case("out-under-a-file", ("run",), {"--out": "some_file/sub"}, "some_file"),
+    _case("out-taken", ("run",), {"--out": "taken"}, "trajectory.npz"),
+    _case(
         "video-folder-uncreatable",
         ("export",),
-        lambda a, i: _set(a, "--video", "/proc/ccdm_x/v.mp4"),
-        lambda i: "--video /proc/ccdm_x/v.mp4: cannot create a folder in /proc",
+        {"--video": "/proc/ccdm_x/v.mp4"},
+        "--video /proc/ccdm_x/v.mp4: cannot create a folder in /proc",
     ),
-    (
-        "video-format",
-        ("export", "grid"),
-        lambda a, i: _set(a, "--video", "x.xyz"),
-        lambda i: "x.xyz",
+    _case("video-format", ("export", "grid"), {"--video": "x.xyz"}, "x.xyz"),
+    _case("picture-format", ("grid",), {"--out": "x.jpg"}, "--out x.jpg"),
+    _case("picture-taken", ("grid",), {"--out": "taken.png"}, "taken.png"),
+    _case("class-unknown", ("grid",), {"--class": "trouser"}, "--class trouser"),
+    _case("video-taken", ("export",), {"--video": "taken.gif"}, "taken.gif"),
+    _case("frames-uncreatable", ("export",), {"--frames": "/proc/ccdm_x"}, "/proc/ccdm_x"),
+    _case("frames-under-a-file", ("export",), {"--frames": "some_file/frames"}, "some_file"),
+    _case("fps-0", ("export",), {"--fps": "0"}, "--fps 0"),
+    _case(
+        "json-under-a-file", ("evaluate", "calibrate"), {"--json": "some_file/x.json"}, "some_file"
     ),
-    ("picture-format", ("grid",), lambda a, i: _set(a, "--out", "x.jpg"), lambda i: "--out x.jpg"),
-    ("picture-taken", ("grid",), lambda a, i: _set(a, "--out", "taken.png"), "taken.png"),
-    ("class-unknown", ("grid",), lambda a, i: _set(a, "--class", "trouser"), "--class trouser"),
-    ("video-taken", ("export",), lambda a, i: _set(a, "--video", "taken.gif"), "taken.gif"),
-    (
-        "frames-uncreatable",
-        ("export",),
-        lambda a, i: _set(a, "--frames", "/proc/ccdm_x"),
-        lambda i: "/proc/ccdm_x",
-    ),
-    (
-        "frames-under-a-file",
-        ("export",),
-        lambda a, i: _set(a, "--frames", "some_file/frames"),
-        "some_file",
-    ),
-    ("fps-0", ("export",), lambda a, i: _set(a, "--fps", "0"), lambda i: "--fps 0"),
-    (
-        "json-under-a-file",
-        ("evaluate", "calibrate"),
-        lambda a, i: _set(a, "--json", "some_file/x.json"),
-        "some_file",
-    ),
-    (
-        "json-taken",
-        ("evaluate", "calibrate"),
-        lambda a, i: _set(a, "--json", "taken.json"),
-        "taken",
-    ),
-    (
-        "train-out-format",
-        ("train",),
-        lambda a, i: _set(a, "--out", "m.pt"),
-        lambda i: "m.pt",
-    ),
-    (
-        "train-out-under-a-file",
-        ("train",),
-        lambda a, i: _set(a, "--out", "some_file/m.safetensors"),
-        "some_file",
-    ),
-    (
-        "train-out-taken",
-        ("train",),
-        lambda a, i: _set(a, "--out", "taken.safetensors"),
-        "taken.safetensors",
-    ),
+    _case("json-taken", ("evaluate", "calibrate"), {"--json": "taken.json"}, "taken"),
+    _case("train-out-format", ("train",), {"--out": "m.pt"}, "m.pt"),
+    _case("train-out-under-a-file", ("train",), {"--out": "some_file/m.safetensors"}, "some_file"),
+    _case("train-out-taken", ("train",), {"--out": "taken.safetensors"}, "taken.safetensors"),
     (
         "train-resume-without-optimiser",
         ("train",),

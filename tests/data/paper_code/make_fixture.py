@@ -6,6 +6,20 @@ import sys
 import numpy as np
 import torch
 
+
+def tiny_ddim(DDIM, backbone, noise_schedule):
+    """``backbone`` with its weights drawn N(0, 0.08), in the authors' DDIM at image size 8."""
+    with torch.no_grad():
+        for p in backbone.parameters():
+            p.normal_(0, 0.08)
+    return DDIM(
+        pretrained_backbone=backbone,
+        in_channels=1,
+        default_imsize=8,
+        noise_schedule=noise_schedule,
+    )
+
+
 layout, out = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.getcwd())
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs"))
@@ -17,18 +31,9 @@ if layout == "old":
     from models import DDIM, MinimalResNet
 
     bb = MinimalResNet(channels=1, emb_dim=16, mode="zeros", num_layers=2, lastksize=3)
-    with torch.no_grad():
-        for p in bb.parameters():
-            p.normal_(0, 0.08)
-    model = DDIM(
-        pretrained_backbone=bb,
-        in_channels=1,
-        default_imsize=8,
-        noise_schedule=cosine_noise_schedule,
-    )
+    model = tiny_ddim(DDIM, bb, cosine_noise_schedule)
     torch.save(model, f"{out}/backbone_tiny_ResNet_zeros.pt")
     torch.save(bb.state_dict(), f"{out}/tiny_ResNet_zeros_state_dict.pt")
-    noise = torch.randn(2, 1, 8, 8)
     label = None
     name = "ddim_resnet_zeros.npz"
 else:
@@ -46,24 +51,16 @@ else:
         last_norm=True,
         lastksize=3,
     )
-    with torch.no_grad():
-        for p in bb.parameters():
-            p.normal_(0, 0.08)
-    model = DDIM(
-        pretrained_backbone=bb,
-        in_channels=1,
-        default_imsize=8,
-        noise_schedule=cosine_noise_schedule,
-    )
+    model = tiny_ddim(DDIM, bb, cosine_noise_schedule)
     torch.save(model, f"{out}/backbone_tiny_UNet_circular_conditional.pt")
     # the format their calibration script writes (torch.save of a list), with their spelling
     torch.save(
         [3, 3, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7],
         f"{out}/scales_tiny_UNet_circular_conditonal.pt",
     )
-    noise = torch.randn(2, 1, 8, 8)
     label = torch.tensor([0, 2])
     name = "ddim_unet_circular_conditional.npz"
+noise = torch.randn(2, 1, 8, 8)
 nsteps = 6
 sample = model.sample(
     batch_size=2, x=noise.clone(), nsteps=nsteps, label=label, device=torch.device("cpu")
