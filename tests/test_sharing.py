@@ -9,7 +9,7 @@ import pytest
 import torch
 from machine_reference import _pad, _softmax, _window, candidates
 
-from ccdm_gui.core.machines import machine_denoise
+from ccdm_gui.core.machines import machine_denoise, sharing
 from ccdm_gui.core.machines.sharing import Sharing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,9 +76,19 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def pass_kind(request, monkeypatch):
+    """Both versions of the counting pass: numba's, and the chunked torch one that runs
+    where numba cannot load (chunks of two images, so several chunks are met)."""
+    if request.param == "torch":
+        monkeypatch.setattr(sharing, "FORCE_TORCH", True)
+        monkeypatch.setattr(sharing, "_CHUNK_IMAGES", 2)
+    return request.param
+
+
 @pytest.mark.parametrize(("machine", "p", "boundary"), CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_counts_match_a_literal_enumeration(machine, p, boundary, seed):
+def test_counts_match_a_literal_enumeration(machine, p, boundary, seed, pass_kind):
     ab = 0.9
     x, train = repetitive_case(seed)
     out = machine_denoise(x, ab, train, machine=machine, patch_size=p, boundary=boundary)
@@ -97,13 +107,32 @@ def test_counts_match_a_literal_enumeration(machine, p, boundary, seed):
         assert (count > images).any()
 
 
-def test_tables_are_reused_across_steps():
+def test_answers_are_reused_across_steps(pass_kind):
     x, train = repetitive_case(2)
-    sharing = Sharing(train, "bbels", "zeros")
+    counter = Sharing(train, "bbels", "zeros")
     out = machine_denoise(x, 0.5, train, machine="bbels", patch_size=3, boundary="zeros")
-    first = sharing.counts(out.source_index, out.source_yx, 3)
-    table = sharing._tables[3]
-    again = sharing.counts(out.source_index, out.source_yx, 3)
-    assert sharing._tables[3] is table
+    first = counter.counts(out.source_index, out.source_yx, 3)
+    assert counter.passes == 1
+    again = counter.counts(out.source_index, out.source_yx, 3)
+    assert counter.passes == 1  # every winner already answered: no pass
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
+    # a step with new winners makes one more pass, and its answers match a fresh count
+    out = machine_denoise(x, 0.9, train, machine="bbels", patch_size=3, boundary="zeros")
+    later = counter.counts(out.source_index, out.source_yx, 3)
+    fresh = Sharing(train, "bbels", "zeros").counts(out.source_index, out.source_yx, 3)
+    for a, b in zip(later, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_parts_of_the_training_set_add_up(monkeypatch):
+    """The compiled pass splits the images into runs, one per thread: an image's windows
+    meet one run only, so the runs' image counts add up to the whole set's."""
+    x, train = repetitive_case(3, n=7)
+    out = machine_denoise(x, 0.7, train, machine="els", patch_size=3, boundary="circular")
+    one = Sharing(train, "els", "circular").counts(out.source_index, out.source_yx, 3)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    three = Sharing(train, "els", "circular").counts(out.source_index, out.source_yx, 3)
+    for a, b in zip(one, three, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (one[1] > 1).any()
