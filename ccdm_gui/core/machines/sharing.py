@@ -340,10 +340,20 @@ class Sharing:
         return not FORCE_TORCH and fused.numba is not None and fused.available()
 
     def _whole_images(self, src: np.ndarray):
-        # The ideal machine's candidates are whole images; exact copies are identical.
+        """The ideal machine's candidates are whole images; exact copies are identical.
+        Images are told apart by a random linear hash of their levels in wrapping int64
+        arithmetic (exact, so equal images get equal hashes in any order of summing;
+        different ones share a hash with a chance of about 2^-63)."""
         if self._images is None:
-            flat = levels(self.train).numpy().reshape(len(self.train), -1)
-            _, inverse, counts = np.unique(flat, axis=0, return_inverse=True, return_counts=True)
+            train = self._cpu()
+            weights = np.random.default_rng(0x5EED).integers(
+                -(2**62), 2**62, train[0].numel(), dtype=np.int64
+            )
+            hashes = np.empty(len(train), dtype=np.int64)
+            for i in range(0, len(train), _CHUNK_IMAGES):
+                lv = levels(train[i : i + _CHUNK_IMAGES]).numpy().astype(np.int64)
+                hashes[i : i + len(lv)] = (lv.reshape(len(lv), -1) * weights).sum(1)
+            _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
             self._images = counts[inverse.reshape(-1)].astype(np.int32)
         out = self._images[src]
         return out, out.copy()
