@@ -1,9 +1,19 @@
-"""Per step of the bbELS trajectory: the share of an interior pixel's candidates whose
-logit lies within Delta = ln(K) + 12.2 nats of its best (K = N * Kp candidates). No exact
-skip may leave those out; leaving out all the others moves x0 by under 1e-5. Sampled
-interior pixels, logits in float64 by plain products; the trajectory is the N = 1,000 one.
+"""How much an exact skip could leave out, and how much a cheap bound finds, per step of
+the bbELS trajectory (interior pixels, the merged candidates the compiled fold streams).
 
-    .venv/bin/python bench/skip_share.py --sizes 1000 10000 --pixels 24
+    .venv/bin/python bench/skip_share.py --sizes 1000 5000
+
+A candidate may be skipped exactly when its logit lies more than Delta = ln(K) + 12.2
+nats below the pixel's best (K = N * Kp candidates): everything so skipped holds under
+e^-12.2 = 5e-6 of the weight, which moves x0 (values in [-1, 1]) by under 1e-5. In
+distances, logit = -||k - y||^2 / T with y = x_t / sqrt(abar) and T = 2 (1 - abar) /
+abar, so k may go where ||k - y||^2 > D* + T Delta (D* the pixel's nearest). Printed per
+step: the share of (pixel, distinct window) pairs past that line ("exact": what any
+exact skip could leave out), the share a per-window mean bound proves past it
+(||k - y||^2 >= P^2 (mean k - mean y)^2, "mean"), and the share of blocks of 64
+windows sorted by mean it proves past it ("blocks": what a block skip in the kernel
+would leave out). The trajectory is the machine's on the first 1,000 images; steps with
+t above --max-t are left out (nothing lies past the line there).
 """
 
 from __future__ import annotations
@@ -18,19 +28,49 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccdm_gui.core.machines import machine_denoise  # noqa: E402
-from ccdm_gui.core.machines.dedup import _windows  # noqa: E402
 from ccdm_gui.core.pipeline import load_model, load_training_images, patch_schedule  # noqa: E402
 from ccdm_gui.core.resources import default_dataset_path, default_model_path  # noqa: E402
 from ccdm_gui.core.sampler import ddim_step, initial_noise  # noqa: E402
-from ccdm_gui.core.schedule import abar, time_grid  # noqa: E402
+from ccdm_gui.core.schedule import LEGACY_COSINE, abar, time_grid  # noqa: E402
 from ccdm_gui.core.spec import RunSpec  # noqa: E402
+
+_KEYS = 1 << 17  # windows per product
+
+
+def shares(train: torch.Tensor, x: torch.Tensor, t: float, p: int) -> tuple[float, ...]:
+    win = torch.nn.functional.unfold(train, p).transpose(1, 2).reshape(-1, p * p).double()
+    keys = torch.unique(win, dim=0)
+    ab = abar(t)
+    temp = 2 * (1 - ab) / ab
+    delta = math.log(win.shape[0]) + 12.2
+    y = torch.nn.functional.unfold(x.double(), p)[0].T / math.sqrt(ab)  # interior queries
+    kn, yn = (keys * keys).sum(1), (y * y).sum(1)
+
+    def dist(s: int) -> torch.Tensor:
+        return yn[:, None] - 2 * y @ keys[s : s + _KEYS].T + kn[None, s : s + _KEYS]
+
+    best = torch.stack([dist(s).min(1).values for s in range(0, len(keys), _KEYS)]).min(0)
+    line = best.values + temp * delta
+    past = sum(int((dist(s) > line[:, None]).sum()) for s in range(0, len(keys), _KEYS))
+    mk, my = keys.mean(1), y.mean(1)
+    bound = sum(
+        int((p * p * (mk[None, s : s + _KEYS] - my[:, None]) ** 2 > line[:, None]).sum())
+        for s in range(0, len(keys), _KEYS)
+    )
+    ms = torch.sort(mk).values
+    nb = -(-len(ms) // 64)
+    ms = torch.cat([ms, ms[-1:].expand(nb * 64 - len(ms))]).view(nb, 64)
+    gap = (ms[None, :, 0] - my[:, None]).clamp(min=0) + (my[:, None] - ms[None, :, -1]).clamp(min=0)
+    blocks = int((p * p * gap**2 > line[:, None]).sum())
+    pairs = y.shape[0] * len(keys)
+    return len(keys) / win.shape[0], past / pairs, bound / pairs, blocks / (y.shape[0] * nb)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--pixels", type=int, default=24)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--max-t", type=float, default=0.65)
     args = ap.parse_args()
     torch.set_num_threads(1)
     spec = RunSpec(
@@ -43,39 +83,19 @@ def main() -> None:
     )
     info = load_model(spec.model, "cpu").info
     full = load_training_images(spec, info).images
-    ps = patch_schedule(spec, info)
+    ps = patch_schedule(spec, info, LEGACY_COSINE)  # the shipped ccdm models' schedule
     grid = time_grid(args.steps) + [0.0]
     x = initial_noise((1, 1, 32, 32), 0)
-    xs = []
-    for i in range(args.steps):
-        xs.append(x)
-        out = machine_denoise(x, abar(grid[i]), full[:1000], "bbels", int(ps[i]), "zeros")
-        x = ddim_step(x, out.x0, grid[i], grid[i + 1]) if grid[i + 1] > 0 else out.x0
-    g = torch.Generator().manual_seed(0)
+    print("| t | P | N | distinct share | exact | mean | blocks |")
+    print("|---|---|---|---|---|---|---|")
     for i in range(args.steps):
         t, p = grid[i], int(ps[i])
-        d = p // 2
-        a, v = math.sqrt(abar(t)), 1 - abar(t)
-        rows = torch.randint(d, 32 - d, (args.pixels,), generator=g).tolist()
-        cols = torch.randint(d, 32 - d, (args.pixels,), generator=g).tolist()
-        q = torch.stack(
-            [
-                xs[i][0, 0, r - d : r + d + 1, c - d : c + d + 1].reshape(-1)
-                for r, c in zip(rows, cols, strict=True)
-            ]
-        ).double()
-        line = [f"t={t:.2f} P={p:2d}"]
-        for n in args.sizes:
-            parts = []
-            for j in range(0, n, 500):
-                w = _windows(full[j : min(n, j + 500)], p).double()
-                parts.append((a * q @ w.T - 0.5 * a * a * (w * w).sum(1)) / v)
-            logits = torch.cat(parts, 1)
-            delta = math.log(logits.shape[1]) + 12.2
-            best = logits.max(1, keepdim=True).values
-            within = (logits >= best - delta).double().mean(1)
-            line.append(f"N={n}: {within.mean():.4f} (min {within.min():.4f})")
-        print("  ".join(line), flush=True)
+        if t <= args.max_t:
+            for n in args.sizes:
+                row = shares(full[:n], x, t, p)
+                print(f"| {t:.2f} | {p} | {n:,} | " + " | ".join(f"{s:.3f}" for s in row) + " |")
+        out = machine_denoise(x, abar(t), full[:1000], "bbels", p, "zeros")
+        x = ddim_step(x, out.x0, t, grid[i + 1]) if grid[i + 1] > 0 else out.x0
 
 
 if __name__ == "__main__":
