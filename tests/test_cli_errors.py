@@ -409,6 +409,26 @@ def test_overwrite_replaces_an_earlier_run(inputs, tmp_path, monkeypatch, capsys
     assert (work / "taken" / "metrics.json").is_file()
 
 
+@pytest.mark.parametrize("limit", [("--steps", "1"), ("--max-minutes", "0.0001")])
+def test_a_resume_already_past_its_limits_says_so(limit, inputs, tmp_path, monkeypatch, capsys):
+    """--steps and --max-minutes count the whole training: resuming a finished one with
+    the same limits is refused, naming the limit, and leaves both files as they were."""
+    work = _workdir(tmp_path, inputs["model"])
+    monkeypatch.chdir(work)
+    assert main(_base("train", inputs)) == 0
+    files = [work / "out.safetensors", work / "out.safetensors.optim.pt"]
+    before = [f.read_bytes() for f in files]
+    capsys.readouterr()
+    option, value = limit
+    code = main(_set([*_base("train", inputs), "--resume"], option, value))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"ccdm train: error: {option} {value}: "), err
+    assert "already trained 1 steps" in lines[0] and "count the whole training" in lines[0]
+    assert [f.read_bytes() for f in files] == before
+
+
 def test_a_saved_trajectory_that_is_not_one(inputs, tmp_path, monkeypatch, capsys):
     """--trajectory names a file that is not a saved run: refused before any frame."""
     work = _workdir(tmp_path, inputs["model"])

@@ -60,15 +60,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         device=device,
     )
-    bar = tqdm(total=cfg.steps, desc=f"train {args.out}", unit="step", mininterval=5)
+    bars: list[tqdm] = []  # made at the first step, so a refused resume prints no bar
 
     def progress(step: int, loss: float, seconds: float) -> None:
+        if not bars:
+            bars.append(tqdm(total=cfg.steps, desc=f"train {args.out}", unit="step", mininterval=5))
+        bar = bars[0]
         bar.n = step
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.refresh() if step % 50 == 0 else None
 
     info = train(cfg, data, args.out, args.dataset_id or data.name, args.resume, progress)
-    bar.close()
+    for bar in bars:
+        bar.close()
     print(f"wrote {args.out}: {info.training}")
     return 0
 
@@ -86,12 +90,22 @@ def register(sub) -> None:
     t.add_argument("--image-size", type=int, default=32)
     t.add_argument("--channels", type=int, default=1)
     t.add_argument("--subset", type=int, default=None)
-    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument(
+        "--steps",
+        type=int,
+        default=10000,
+        help="stop at this many steps in all (--resume included)",
+    )
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=500)
-    t.add_argument("--max-minutes", type=float, default=None)
+    t.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after this many minutes of training in all (--resume included)",
+    )
     t.add_argument("--resume", action="store_true", help="continue the training saved in --out")
     t.add_argument("--overwrite", action="store_true", help="start over, replacing --out")
     t.add_argument("--device", default="auto")

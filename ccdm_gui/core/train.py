@@ -17,6 +17,7 @@ from .checkpoint import ModelInfo, load_checkpoint, network_params, save_checkpo
 from .datasets import Dataset
 from .networks import build_network
 from .schedule import abar_tensor
+from .validate import ArgumentError
 
 LR_DECAY = 0.999965  # per batch, as in the paper
 
@@ -93,6 +94,16 @@ def train(
         step = int(state["step"])
         seconds = float(state["seconds"])
         ema_loss = float(state.get("ema_loss", math.nan))
+        # Both limits count the whole training: a resume that starts past them would
+        # only rewrite the checkpoint, so say so before anything is written.
+        over_time = cfg.max_minutes is not None and seconds >= 60 * cfg.max_minutes
+        if step >= cfg.steps or over_time:
+            raise ArgumentError(
+                "--max-minutes" if over_time else "--steps",
+                f"{cfg.max_minutes if over_time else cfg.steps}: {out} has already trained "
+                f"{step} steps in {seconds / 60:.1f} minutes, and --steps and --max-minutes "
+                "count the whole training; raise them to continue",
+            )
     net.train()
     t_start = time.time() - seconds
 
