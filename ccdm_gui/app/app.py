@@ -112,7 +112,14 @@ def run_gui(options: dict, screenshot: str | None = None, timeout_s: float = 900
 
         win.comparison_ready.connect(save)
         win.run_failed.connect(fail)
-        QTimer.singleShot(int(timeout_s * 1000), too_slow)
+        # A timer that dies with this call: a bare singleShot would outlive it and,
+        # where the application lives on (the tests), fire long after the window closed.
+        deadline = QTimer(win)
+        deadline.setSingleShot(True)
+        deadline.timeout.connect(too_slow)
+        deadline.start(int(timeout_s * 1000))
     win.show()
     app.exec()
+    if screenshot:
+        deadline.stop()
     return status["code"]
