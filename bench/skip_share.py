@@ -87,13 +87,16 @@ def main() -> None:
     grid = time_grid(args.steps) + [0.0]
     x = initial_noise((1, 1, 32, 32), 0)
     print("| t | P | N | distinct share | exact | mean | blocks |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|", flush=True)
     for i in range(args.steps):
         t, p = grid[i], int(ps[i])
         if t <= args.max_t:
             for n in args.sizes:
                 row = shares(full[:n], x, t, p)
-                print(f"| {t:.2f} | {p} | {n:,} | " + " | ".join(f"{s:.3f}" for s in row) + " |")
+                print(
+                    f"| {t:.2f} | {p} | {n:,} | " + " | ".join(f"{s:.3f}" for s in row) + " |",
+                    flush=True,
+                )
         out = machine_denoise(x, abar(t), full[:1000], "bbels", p, "zeros")
         x = ddim_step(x, out.x0, t, grid[i + 1]) if grid[i + 1] > 0 else out.x0
 
