@@ -140,6 +140,43 @@ def test_the_cli_defaults_to_the_models_dataset(system_data, tmp_path):
 
     spec = json.loads((out / "metrics.json").read_text())["spec"]
     assert spec["dataset"] == str(folder) and spec["label"] == 1
+    # ... and takes the class by name, as the window's picker shows it
+    named = [*argv[:-2], "--label", "trousers", "--patch-size", "3", "--out", str(out)]
+    assert main([*named, "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["spec"]["label"] == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [("trouser", 1), ("Ankle boot", 9), ("7", 7), (" 3 ", 3), (4, 4), (None, None)],
+)
+def test_a_label_by_number_or_name(value, want):
+    from ccdm_gui.core import validate
+
+    info = ModelInfo(
+        arch="resnet", arch_params={}, num_classes=10, dataset={"id": "fashion-mnist-train-60k"}
+    )
+    assert validate.label(value, info) == want
+
+
+@pytest.mark.parametrize(
+    ("value", "dataset", "says"),
+    [
+        ("-1", "fashion-mnist-train-60k", "--label -1: must be 0 or more"),
+        ("10", "fashion-mnist-train-60k", "--label 10: the model knows classes 0..9"),
+        ("sock", "fashion-mnist-train-60k", "--label sock: "),
+        ("trouser", "own-photos", "--label trouser: the model's dataset has no class names"),
+    ],
+)
+def test_a_label_that_cannot_be_used(value, dataset, says):
+    from ccdm_gui.core import validate
+
+    info = ModelInfo(arch="resnet", arch_params={}, num_classes=10, dataset={"id": dataset})
+    with pytest.raises(validate.ArgumentError) as e:
+        validate.label(value, info)
+    assert str(e.value).startswith(says)
+    if value == "sock":
+        assert "Trouser" in str(e.value)  # the message names the choices
 
 
 @pytest.mark.parametrize(

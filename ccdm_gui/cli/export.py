@@ -229,7 +229,7 @@ def register(sub) -> None:
     add_model_data_args(run, subset=1000)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--seeds", type=_parse_seeds, default=None, help="e.g. 0,1,2,3")
-    run.add_argument("--label", type=int, default=None)
+    run.add_argument("--label", default=None, help="class, by number or name")
     run.add_argument("--machine", choices=MACHINES, default=None)
     run.add_argument("--boundary", choices=BOUNDARIES, default=None)
     add_patch_size_arg(run)

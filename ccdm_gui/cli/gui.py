@@ -42,8 +42,16 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     device = None if args.device is None else validate.device(args.device)
     for name in ("subset", "steps"):
         validate.at_least("--" + name, getattr(args, name))
-    if args.label is not None:
+    if args.label is not None and args.label.strip().lstrip("-").isdigit():
+        args.label = int(args.label)
         validate.at_least("--label", args.label, 0)
+    elif args.label is not None:
+        # A class name means what the model's dataset calls its classes: the model named,
+        # else the shipped default (a remembered model is not known until the window opens).
+        from ..core.resources import default_model_path
+
+        model = args.model or str(default_model_path())
+        args.label = validate.label(args.label, validate.load_model(model, "cpu").info)
     if args.machine and args.boundary:
         try:
             check_pair(args.machine, args.boundary)
@@ -92,7 +100,7 @@ def register(sub) -> None:
     g.add_argument("--subset", type=int, default=None, help="training images for the machine")
     g.add_argument("--steps", type=int, default=None)
     g.add_argument("--device", default=None, help="cpu, cuda:0, mps or auto")
-    g.add_argument("--label", type=int, default=None, help="class for a conditional model")
+    g.add_argument("--label", default=None, help="class for a conditional model, by number or name")
     g.add_argument(
         "--screenshot",
         metavar="PATH",

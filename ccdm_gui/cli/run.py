@@ -63,8 +63,6 @@ def resolve_common(args: argparse.Namespace) -> None:
             validate.at_least("--" + name.replace("_", "-"), getattr(args, name))
     if hasattr(args, "patch_size"):
         validate.patch_size("--patch-size", args.patch_size)
-    if isinstance(getattr(args, "label", None), int):  # grid's --class is a name
-        validate.at_least("--label", args.label, 0)
     args.device = validate.device(args.device)
     args.model = str(validate.model_file(args.model or default_model()))
     args.dataset = str(validate.dataset_path(args.dataset or default_dataset(args.model)))
@@ -79,7 +77,7 @@ def checked_spec(args: argparse.Namespace, info: ModelInfo, seed: int) -> RunSpe
     (so a dataset that does not fit fails here, before the CNN's first step)."""
     from ..core import validate
 
-    validate.label(args.label, info)
+    args.label = validate.label(args.label, info)
     try:
         spec = run_spec(args, info, seed)
     except ValueError as e:
@@ -226,9 +224,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--label",
-        type=int,
         default=None,
-        help="class label (conditional models default to a label drawn from the seed)",
+        help="class, by number or name (conditional models default to a label drawn from the seed)",
     )
     p.add_argument(
         "--machine",

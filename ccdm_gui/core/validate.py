@@ -47,11 +47,28 @@ def patch_size(what: str, value: int | None) -> int | None:
     return value
 
 
-def label(value: int | None, info: ModelInfo) -> int | None:
+def label(value: int | str | None, info: ModelInfo) -> int | None:
     """A class label the model can be conditioned on (an unconditional model ignores it,
-    but the machine still restricts its training images to that class)."""
+    but the machine still restricts its training images to that class): a number, or a
+    class name where the model's dataset is a known one (``trouser``, ``t-shirt``)."""
     if value is None:
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            value = int(text)
+        else:
+            from .datasets.known import class_names, parse_class
+
+            names = class_names(info.dataset.get("id"))
+            if not names:
+                raise ArgumentError(
+                    "--label", f"{text}: the model's dataset has no class names; give a number"
+                )
+            try:
+                value = parse_class(text, names)
+            except ValueError as e:
+                raise ArgumentError("--label", f"{text}: {e}") from None
     if value < 0:
         raise ArgumentError("--label", f"{value}: must be 0 or more")
     if info.num_classes > 0 and value >= info.num_classes:
