@@ -264,6 +264,7 @@ CASES += [
     _case("device-no-cuda", ALL, {"--device": _NO_CUDA_HERE}, "--device"),
     _case("device-unknown", ALL, {"--device": "gpu"}, "--device gpu"),
     _case("subset-0", ALL, {"--subset": "0"}, "--subset 0"),
+    _case("subset-word", COMPUTING, {"--subset": "most"}, "--subset most"),
     _case("steps-0", ALL, {"--steps": "0"}, "--steps 0"),
     _case("label-negative", ("run", "export"), {"--label": "-1"}, "--label -1"),
     (

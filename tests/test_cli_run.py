@@ -10,6 +10,7 @@ from test_pipeline import SIZE, make_dataset, make_model
 
 from ccdm_gui.cli import main
 from ccdm_gui.core.checkpoint import read_info
+from ccdm_gui.core.datasets import load_dataset
 from ccdm_gui.core.pipeline import load_comparison, run_comparison
 from ccdm_gui.core.spec import RunSpec
 
@@ -81,6 +82,24 @@ def test_ccdm_run_defaults_follow_the_model(tmp_path):
     assert metrics["spec"]["machine"] == "els" and metrics["spec"]["boundary"] == "circular"
     assert metrics["patch_schedule_source"] == "default"
     assert metrics["patch_size"] == [15, 11, 7]  # t = 1, 2/3, 1/3 -> nearest 1.0, 0.65, 0.35
+
+
+def test_ccdm_run_subset_all_takes_every_training_image(files, tmp_path):
+    model, data = files
+    whole = len(load_dataset(str(data)).images)
+    outs = {}
+    for subset in ("all", str(whole), str(whole - 3)):
+        outs[subset] = tmp_path / f"run_{subset}"
+        argv = run_argv(model, data, "--subset", subset, "--steps", "2", "--patch-size", "3")
+        assert main([*argv, "--device", "cpu", "--out", str(outs[subset])]) == 0
+    every = load_comparison(outs["all"] / "trajectory.npz")
+    assert every.spec.subset is None
+    np.testing.assert_array_equal(every.machine.train_indices, np.arange(whole))
+    # the same machine as naming the whole set's size, not as a smaller subset
+    named = load_comparison(outs[str(whole)] / "trajectory.npz").machine
+    fewer = load_comparison(outs[str(whole - 3)] / "trajectory.npz").machine
+    np.testing.assert_array_equal(every.machine.x0, named.x0)
+    assert not np.array_equal(every.machine.x0, fewer.x0)
 
 
 def test_ccdm_run_rejects_an_even_patch_size(files, tmp_path):

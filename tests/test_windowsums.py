@@ -58,6 +58,32 @@ def test_blocks_split_over_two_threads_match_reference():
     assert_matches(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 5, "zeros"))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_runs_of_images_in_separate_calls_match_reference(monkeypatch, threads):
+    # One kernel call per block of images and thread (so that a cancel is heard between
+    # them): 100 images in 4-7 calls carry each thread's state from call to call, and
+    # give what one call gives.
+    monkeypatch.setattr(windowsums, "IMAGES_PER_CALL", 1)
+    calls = []
+    wsum = native.wsum
+    monkeypatch.setattr(native, "wsum", lambda args, isa: calls.append(1) or wsum(args, isa))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x, train = random_case(6, 1, 12, 12, 100, 2, 0.6)
+        with only("window-sums") as taken:
+            out = machine_denoise(x, 0.6, train, "bbels", 7, "zeros")
+        monkeypatch.setattr(windowsums, "IMAGES_PER_CALL", 1000)
+        with only("window-sums"):
+            whole = machine_denoise(x, 0.6, train, "bbels", 7, "zeros")
+    finally:
+        torch.set_num_threads(before)
+    assert taken and len(calls) > 3
+    assert_matches(out, reference_denoise(x.numpy(), 0.6, train.numpy(), "bbels", 7, "zeros"))
+    torch.testing.assert_close(out.x0, whole.x0, rtol=0, atol=0)
+    assert torch.equal(out.source_index, whole.source_index)
+
+
 def test_peaked_weights_move_the_shift():
     # abar near 1: logits spread over thousands, so the lazy shift moves many times.
     x, train = random_case(8, 1, 10, 10, 20, 2, 0.995)

@@ -16,7 +16,7 @@ def _report(res: dict, json_path: str | None) -> None:
     per_class = " per class" if res.get("subset_of") == "class" else ""
     print(
         f"{len(res['seeds'])} seeds, CNN {res['cnn_steps']} steps, machines {res['steps']} "
-        f"steps, N = {res['subset']}{per_class}, boundary {res['boundary']}"
+        f"steps, N = {res['subset'] or 'all'}{per_class}, boundary {res['boundary']}"
     )
     print(f"{'machine':8s} {'median':>8s} {'q1':>8s} {'q3':>8s} {'seconds':>9s}")
     for m, s in res["summary"].items():

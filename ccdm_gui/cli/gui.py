@@ -40,8 +40,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     from ..core import validate
 
     device = None if args.device is None else validate.device(args.device)
-    for name in ("subset", "steps"):
-        validate.at_least("--" + name, getattr(args, name))
+    if args.subset is not None:  # None: the remembered subset; 0: the whole set
+        args.subset = validate.subset("--subset", args.subset) or 0
+    validate.at_least("--steps", args.steps)
     if args.label is not None and args.label.strip().lstrip("-").isdigit():
         args.label = int(args.label)
         validate.at_least("--label", args.label, 0)
@@ -97,7 +98,7 @@ def register(sub) -> None:
     g.add_argument(
         "--patch-size", type=_patch_size, default=None, help="odd P, or 'calibrated' for P(t)"
     )
-    g.add_argument("--subset", type=int, default=None, help="training images for the machine")
+    g.add_argument("--subset", default=None, help="training images for the machine, or 'all'")
     g.add_argument("--steps", type=int, default=None)
     g.add_argument("--device", default=None, help="cpu, cuda:0, mps or auto")
     g.add_argument("--label", default=None, help="class for a conditional model, by number or name")

@@ -42,10 +42,9 @@ def add_model_data_args(p: argparse.ArgumentParser, subset: int) -> None:
     )
     p.add_argument(
         "--subset",
-        type=int,
         default=subset,
-        help=f"use the first N training images, of the run's class when it has one "
-        f"(default {subset})",
+        help=f"use the first N training images, of the run's class when it has one, or "
+        f"'all' (default {subset})",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:i] or mps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -56,7 +55,7 @@ def resolve_common(args: argparse.Namespace) -> None:
     the device, and that the model and dataset exist. Raises ArgumentError."""
     from ..core import validate
 
-    validate.at_least("--subset", args.subset)
+    args.subset = validate.subset("--subset", args.subset)
     validate.at_least("--threads", args.threads, 0)
     for name in ("steps", "cnn_steps", "seeds", "p_max"):
         if isinstance(getattr(args, name, None), int):

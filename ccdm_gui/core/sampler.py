@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from . import cancel
+from .cancel import Cancelled
 from .schedule import LEGACY_COSINE, Schedule, abar
 
-
-class Cancelled(Exception):
-    """Raised between steps when the caller's cancel check says stop."""
+__all__ = ["Cancelled", "Step", "Trajectory", "ddim_step", "ddim_update", "initial_noise", "sample"]
 
 
 @dataclass
@@ -73,21 +73,22 @@ def sample(
     on_step: Callable[[int, Step], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Trajectory:
-    """Run DDIM from ``x_init`` (x at the schedule's noisiest grid point) over ``steps``."""
+    """Run DDIM from ``x_init`` (x at the schedule's noisiest grid point) over ``steps``.
+    ``should_cancel`` is asked between steps and, through core.cancel, inside them."""
     grid = schedule.grid(steps)
     traj = Trajectory()
     x = x_init
-    for i in range(steps):
-        if should_cancel is not None and should_cancel():
-            raise Cancelled()
-        here = grid[i]
-        out = denoiser(x, here.t)
-        x0 = out if isinstance(out, torch.Tensor) else out.x0
-        extra = None if isinstance(out, torch.Tensor) else out
-        step = Step(t=here.t, x_t=x, x0=x0, extra=extra)
-        traj.steps.append(step)
-        if on_step is not None:
-            on_step(i, step)
-        x = ddim_update(x, x0, here.abar, here.abar_next, getattr(extra, "eps", None))
+    with cancel.checking(should_cancel):
+        for i in range(steps):
+            cancel.check()
+            here = grid[i]
+            out = denoiser(x, here.t)
+            x0 = out if isinstance(out, torch.Tensor) else out.x0
+            extra = None if isinstance(out, torch.Tensor) else out
+            step = Step(t=here.t, x_t=x, x0=x0, extra=extra)
+            traj.steps.append(step)
+            if on_step is not None:
+                on_step(i, step)
+            x = ddim_update(x, x0, here.abar, here.abar_next, getattr(extra, "eps", None))
     traj.final = x
     return traj

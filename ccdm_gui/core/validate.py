@@ -40,6 +40,20 @@ def at_least(what: str, value: int | float | None, minimum: int | float = 1):
     return value
 
 
+def subset(what: str, value: int | str | None) -> int | None:
+    """A training-subset size: a count of at least 1, or None for the whole set, which
+    the command line spells "all" (the window's subset box shows it so)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ArgumentError(what, f"{value}: must be a number of images, or all") from None
+    if n < 1:
+        raise ArgumentError(what, f"{value}: must be at least 1, or all")
+    return n
+
+
 def patch_size(what: str, value: int | None) -> int | None:
     """An odd P >= 1, or None for the model's calibrated P(t)."""
     if value is not None and (value < 1 or value % 2 == 0):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import cancel
 from ..machine_registry import check_pair
 from . import dedup, routes, windowsums
 from .candidates import Problem, build_problems, effective_machine
@@ -134,6 +135,7 @@ def _ideal(x: torch.Tensor, train: torch.Tensor, a: float, v: float, chunk: int 
     # Whole images are keys and values: wide values, the torch route's (or a GPU's).
     state = open_stream(q, a * a / (2.0 * v), q.shape[-1])
     for kc in image_chunks(train, chunk):
+        cancel.check()
         state.update(kc)
     res = state.result()
     pos = grid_positions(range(h), range(w), x.device).reshape(h, w, 2)
@@ -203,6 +205,7 @@ def _stream(out: MachineOutput, x, train, a, v, patch_size: int, prob, chunk, so
         key_chunks(train, prob, patch_size, kc) if merged is None else unique_chunks(merged, kc)
     )
     for keys in stream:
+        cancel.check()
         prepare_chunk(keys, d, key_scale)
         for st in states:
             st.update(keys, prepared=True)

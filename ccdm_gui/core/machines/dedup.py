@@ -33,6 +33,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .. import cancel
+
 # Merging pays only when it removes a good share of the candidates; below that the
 # hashing pass and the cache's memory buy too little.
 MAX_UNIQUE_FRACTION = 0.75
@@ -258,6 +260,7 @@ def _merge(train: torch.Tensor, patch_size: int) -> UniqueKeys | None:
     small = torch.int32 if total < 2**31 else torch.int64
     by_part: list[list] = [[] for _ in range(parts)]
     for i, (groups, windows) in enumerate(_chunk_groups(train, p, across, down, parts)):
+        cancel.check()  # nothing is cached before the merge is whole
         if groups is None:
             return None  # a hash collision: leave these candidates unmerged
         if i == 0 and sum(g[0].numel() for g in groups) > _EARLY_UNIQUE_FRACTION * windows:
@@ -268,6 +271,7 @@ def _merge(train: torch.Tensor, patch_size: int) -> UniqueKeys | None:
             _trim_heap()
     firsts, counts, distinct = [], [], 0
     for k in range(parts):
+        cancel.check()
         hs, cs, fs = (torch.cat(col) for col in zip(*by_part[k], strict=True))
         by_part[k] = []
         uh, inv = torch.unique(hs, return_inverse=True)

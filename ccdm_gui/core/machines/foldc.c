@@ -38,8 +38,9 @@ typedef struct {
 } FoldArgs;
 
 /* Window sums (wsum_body.h): train [N, C, H, W] at strides ts (in floats; a transposed
-   view works as well), xp [B, C, hq, wq] the padded noisy images, rects [nrect, 9] (see
-   windowsums.softmax_sums). The state is one thread's: [B, q] (acc [B, q, C]). */
+   view works as well), of which a call takes images first..n-1, xp [B, C, hq, wq] the
+   padded noisy images, rects [nrect, 9] (see windowsums.softmax_sums). The state is one
+   thread's: [B, q] (acc [B, q, C]), carried from call to call. */
 typedef struct {
     int64_t n, c, h, w;
     int64_t ts[4];
@@ -53,6 +54,7 @@ typedef struct {
     double *m, *s, *u, *acc;
     float *best;
     int64_t *img, *key;
+    int64_t first;
 } WsumArgs;
 
 #if defined(__GNUC__) && defined(__x86_64__)

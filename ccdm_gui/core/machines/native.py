@@ -46,6 +46,7 @@ class WsumArgs(ctypes.Structure):
         *((name, ctypes.c_float) for name in ("alpha", "beta", "floor_", "rebase")),
         ("poly", ctypes.c_float * 6),
         *((name, ctypes.c_void_p) for name in ("m", "s", "u", "acc", "best", "img", "key")),
+        ("first", ctypes.c_int64),  # a call takes images first..n-1
     ]
 
 

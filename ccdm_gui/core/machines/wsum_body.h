@@ -278,7 +278,7 @@ static int TARGET WFN(const WsumArgs *A, int64_t t, int64_t n_threads)
     for (int z = 0; z < 6; z++) K.poly[z] = SET1(A->poly[z]);
     const V alpha = SET1(A->alpha), nbeta = SET1(-A->beta);
     const int64_t xcs = A->hq * A->wq;
-    for (int64_t n0 = t * NBK; n0 < A->n; n0 += n_threads * NBK) {
+    for (int64_t n0 = A->first + t * NBK; n0 < A->n; n0 += n_threads * NBK) {
         const int64_t nb = A->n - n0 < NBK ? A->n - n0 : NBK;
         memset(tbuf, 0, sizeof(float) * c_n * hp * wr * NBK);
         for (int64_t k = 0; k < nb; k++)
