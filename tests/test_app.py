@@ -339,8 +339,12 @@ def test_cancel_keeps_partial_frames_and_recovers(qtbot, files, make_window):
     assert 1 <= w.store.frames < 12
     assert not w.act_export_frames.isEnabled() and not w.progress.isVisible()
     assert w.worker.machine_runs == 1
+    # Nothing on screen still says it is being computed.
+    assert "cancelled" in w.title.text() and "computing" not in w.title.text()
+    assert f"computed {w.store.frames} of 12 steps" in w.statusBar().currentMessage()
     comp = run_until_ready(qtbot, w, lambda: w.request(force=True))
     assert len(comp.machine.t) == 12 and w.worker.cnn_runs == 1
+    assert "cancelled" not in w.title.text()
 
 
 def test_newer_request_cancels_older(qtbot, files, make_window):

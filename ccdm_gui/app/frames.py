@@ -72,6 +72,7 @@ class FrameStore:
         self.machine: MachineTrajectory | None = None
         self.comp: Comparison | None = None
         self.complete = False
+        self.cancelled = False  # the worker stopped before the run was complete
         self.total = 0
         self._rgb: dict[tuple, object] = {}  # rendered panels and legends
 
@@ -155,7 +156,8 @@ class FrameStore:
                 return {}
             t = float(self.cnn.t[step])
             what = "x0" if view.show == "x0" else "x_t"
-            return {"cnn": f"CNN {what}  t={t:.2f}", "machine": "machine: computing…"}
+            state = "cancelled (F5 computes it)" if self.cancelled else "computing…"
+            return {"cnn": f"CNN {what}  t={t:.2f}", "machine": f"machine: {state}"}
         comp = self.comp
         t = float(comp.cnn.t[step])
         p = int(comp.machine.patch_size[step])

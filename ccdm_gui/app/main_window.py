@@ -582,12 +582,14 @@ class MainWindow(QMainWindow):
         self._requested = None
         self.progress.hide()
         self.cancel_btn.hide()
-        n = self.store.frames
+        self.store.cancelled = True
+        n = self.store.frames if self.store.comp is not None else 0
         self.statusBar().showMessage(
-            f"cancelled; showing the {n} of {self.store.total} steps computed "
+            f"cancelled; the machine had computed {n} of {self.store.total} steps "
             "(F5 computes the rest)",
             10000,
         )
+        self._refresh_frames()
 
     def _fall_back(self, kind: str, msg: str) -> bool:
         """With nothing shown yet, a model or dataset that cannot be used gives way to
@@ -628,6 +630,9 @@ class MainWindow(QMainWindow):
         st.push_recent(self.settings, "datasets", spec.dataset)
 
     # ================================================================ frames
+    def _pending(self) -> str:
+        return "cancelled" if self.store.cancelled else "computing…"
+
     def _refresh_frames(self) -> None:
         """New frames arrived (or went): update slider range, plots and the frame."""
         n = self.store.frames
@@ -644,13 +649,12 @@ class MainWindow(QMainWindow):
             if self.info is not None and machines.machine(comp.spec.machine).has_patch_size:
                 cal, _own = schedule_for(self.info, comp.spec.machine)
             self.plots.set_schedule(comp.machine.t, comp.machine.patch_size, cal)
-            self.title.setText(
-                render.title(comp) + ("" if self.store.complete else "  (computing…)")
-            )
+            state = "" if self.store.complete else f"  ({self._pending()})"
+            self.title.setText(render.title(comp) + state)
         else:
             self.plots.clear()
             if self.store.spec is not None:
-                self.title.setText(f"{Path(self.store.spec.model).stem}: computing…")
+                self.title.setText(f"{Path(self.store.spec.model).stem}: {self._pending()}")
         self._redraw()
 
     def _redraw(self) -> None:
