@@ -116,6 +116,13 @@ def test_mosaic_key_adds_the_class_where_the_set_has_labels():
     first = entries[2][0]
     i = int(first.split()[0][1:]) - 100
     assert first.startswith(f"#{100 + i} (class {i % 10}): ")
+    # A known dataset's names stand for the numbers; bare-number names do not.
+    names = tuple(f"kind{k}" for k in range(10))
+    named = provenance.mode("mosaic").legend(provenance.Frame(traj, 0, "els", class_names=names))
+    assert named.colors[2][0].startswith(f"#{100 + i} (kind{i % 10}): ")
+    digits = tuple(str(k) for k in range(10))
+    plain = provenance.mode("mosaic").legend(provenance.Frame(traj, 0, "els", class_names=digits))
+    assert plain.colors[2][0] == first
 
 
 def test_mosaic_without_counts_tints_by_the_winner_alone():

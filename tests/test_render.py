@@ -192,6 +192,8 @@ def test_source_label_colours_the_class_of_the_majority_source(comp):
     major = m.weight[step] > 0.5
     classes, counts = np.unique(m.train_labels[m.source_index[step][major]], return_counts=True)
     assert key.colors[1][0] == f"class {classes[np.argmax(counts)]}"
+    named = render.legend("label", m, step, class_names=tuple(f"n{k}" for k in range(10)))
+    assert named.colors[1][0] == f"n{classes[np.argmax(counts)]}"
     assert len(key.colors) == min(provenance.KEY_ITEMS, len(classes) + 1)
     assert "label" in render.caption(comp, step, "provenance", View(prov_mode="label"))
     # A dataset without labels: the mode is not offered, and paints nothing but grey.

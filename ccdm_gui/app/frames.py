@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..core import render
+from ..core.datasets.known import class_names_at
 from ..core.metrics import correlation
 from ..core.spec import CNNTrajectory, Comparison, MachineTrajectory, RunSpec
 from ..core.view import View
@@ -144,7 +145,11 @@ class FrameStore:
         key = ("legend", step, mode)
         hit = self._rgb.get(key)
         if hit is None and self.comp is not None:
-            hit = render.legend(mode, self.comp.machine, step, machine=self.comp.spec.machine)
+            spec = self.comp.spec
+            names = class_names_at(spec.dataset)
+            hit = render.legend(
+                mode, self.comp.machine, step, machine=spec.machine, class_names=names
+            )
             self._rgb[key] = hit
         return hit
 

@@ -55,6 +55,9 @@ class Frame:
     step: int
     machine: str | None = None  # the machine's name: the entropy scale depends on it
     entropy_max: float | None = None  # fixes the entropy scale (default: entropy_limit)
+    # The training set's class names (datasets.known), which the keys show for labels;
+    # () where it is not a known dataset: classes are then shown by number.
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,8 +233,17 @@ def _source_name(f: Frame, i: int) -> str:
     name = _dataset_index(f, i)
     labels = f.traj.train_labels
     if labels is not None and 0 <= i < len(labels):
-        name += f" (class {int(labels[i])})"
+        name += f" ({class_name(f, int(labels[i]))})"
     return name
+
+
+def class_name(f: Frame, k: int) -> str:
+    """Class ``k`` as a key names it: "Trouser" where the dataset names its classes,
+    "class 7" where the names are bare numbers or unknown."""
+    names = f.class_names
+    if 0 <= k < len(names) and names[k] != str(k):
+        return names[k]
+    return f"class {k}"
 
 
 def _mosaic_entries(f: Frame | None) -> list[tuple[str, tuple[int, int, int]]]:
@@ -273,7 +285,7 @@ def _candidates_key(f: Frame | None):
 # ----------------------------------------------------------------------------- the table
 
 _source_colour, _source_entries = _categories(source_ids, _dataset_index)
-_label_colour, _label_entries = _categories(label_ids, lambda _f, k: f"class {k}")
+_label_colour, _label_entries = _categories(label_ids, class_name)
 
 
 def _position(f: Frame) -> np.ndarray:

@@ -66,15 +66,18 @@ def legend(
     entropy_max: float | None = None,
     machine: str | None = None,
     diff_limit: float = 1.0,
+    class_names: tuple[str, ...] = (),
 ) -> Legend:
     """The colour key of a provenance mode, or of ``"difference"``. Keys whose entries
-    change per frame (the categories) list them only given ``machine_traj`` and ``step``."""
+    change per frame (the categories) list them only given ``machine_traj`` and ``step``;
+    ``class_names`` (datasets.known.class_names_at) name the classes they mention."""
     if mode == "difference":
         return Legend(colormap_lut("diverging"), -diff_limit, diff_limit, "CNN - machine")
     entry = provenance.mode(mode)
     if machine_traj is None or (step is None and entry.kind == "categories"):
         return entry.legend(None)
-    return entry.legend(provenance.Frame(machine_traj, step or 0, machine, entropy_max))
+    frame = provenance.Frame(machine_traj, step or 0, machine, entropy_max, tuple(class_names))
+    return entry.legend(frame)
 
 
 def panel_images(

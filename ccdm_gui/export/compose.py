@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..core import provenance, render
+from ..core.datasets.known import class_names_at
 from ..core.spec import Comparison
 from ..core.view import DEFAULT_VIEW, View
 from .formats import LAYOUTS
@@ -194,7 +195,11 @@ class Composer:
             canvas[g.panel_y : g.panel_y + g.panel_h, x : x + g.panel_w] = imgs[name]
         keys = {
             "provenance": render.legend(
-                self.view.prov_mode, self.comp.machine, step, machine=self.comp.spec.machine
+                self.view.prov_mode,
+                self.comp.machine,
+                step,
+                machine=self.comp.spec.machine,
+                class_names=class_names_at(self.comp.spec.dataset),
             ),
         }
         if self.view.diff:

@@ -137,6 +137,12 @@ def class_names(dataset_id: str | None, num_classes: int | None = None) -> list[
     return [str(k) for k in range(num_classes)]
 
 
+def class_names_at(dataset_path: str | Path) -> tuple[str, ...]:
+    """The class names of the dataset at ``dataset_path`` where it is a known one, else ()."""
+    d = known_for_path(dataset_path)
+    return tuple(d.classes) if d is not None else ()
+
+
 def label_text(dataset_path: str | Path, label: int) -> str:
     """``class 1 (Trouser)``: a label with its name when the dataset is a known one."""
     d = known_for_path(dataset_path)
