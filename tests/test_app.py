@@ -25,6 +25,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
+from ccdm_gui.app import progress_text  # noqa: E402
 from ccdm_gui.app import settings as app_settings  # noqa: E402
 from ccdm_gui.core import provenance, render  # noqa: E402
 from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint  # noqa: E402
@@ -345,6 +346,17 @@ def test_cancel_keeps_partial_frames_and_recovers(qtbot, files, make_window):
     comp = run_until_ready(qtbot, w, lambda: w.request(force=True))
     assert len(comp.machine.t) == 12 and w.worker.cnn_runs == 1
     assert "cancelled" not in w.title.text()
+
+
+def test_progress_counts_the_machine_steps_down(qtbot, files, make_window, monkeypatch):
+    # Any time left shows (a test run is too quick for the real threshold).
+    monkeypatch.setattr(progress_text, "SHOW_FROM_S", 0.0)
+    w = make_window(options(files, steps=12) | {"autostart": False}, wait=False)
+    seen = []
+    on_first_machine_frame(w, lambda: seen.append(w.progress.format()))
+    run_until_ready(qtbot, w, w.request)
+    assert len(seen) == 1
+    assert " 1/12 · ~" in seen[0] and seen[0].endswith(" left"), seen[0]
 
 
 def test_newer_request_cancels_older(qtbot, files, make_window):

@@ -43,6 +43,7 @@ from ..core.devices import available_devices
 from ..core.pipeline import schedule_for
 from ..core.spec import Comparison, RunSpec
 from ..core.view import DEFAULT_VIEW, View
+from . import progress_text
 from . import settings as st
 from .controls import SPEC_FIELDS, ControlPanel, Timeline
 from .elided import ElidedLabel
@@ -492,6 +493,7 @@ class MainWindow(QMainWindow):
         self.follow_live = True
         self.rid = self.worker.submit(spec)
         self._run_started = time.perf_counter()
+        self._machine_started: float | None = None
         self.progress.setRange(0, 2 * spec.steps)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
@@ -530,15 +532,18 @@ class MainWindow(QMainWindow):
     def _on_partial(self, rid: int, kind: str, i: int, total: int, traj) -> None:
         if rid != self.rid:
             return
+        now = time.perf_counter()
         if kind == "cnn":
             self.store.set_cnn(traj)
             self.progress.setValue(i + 1)
             self.progress.setFormat(f"CNN {i + 1}/{total}")
+            self._machine_started = now  # the machine follows the CNN's last step
         else:
             self.store.set_machine(traj)
             self.progress.setValue(total + i + 1)
             name = machines.label(self.store.spec.machine)
-            self.progress.setFormat(f"{name} {i + 1}/{total}")
+            since = now - (self._machine_started or self._run_started)
+            self.progress.setFormat(progress_text.machine_format(name, i + 1, total, since))
         self._refresh_frames()
 
     def _on_done(self, rid: int, comp: Comparison, timing) -> None:
