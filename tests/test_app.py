@@ -27,7 +27,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 
 from ccdm_gui.app import progress_text  # noqa: E402
 from ccdm_gui.app import settings as app_settings  # noqa: E402
-from ccdm_gui.core import provenance, render  # noqa: E402
+from ccdm_gui.core import cancel, denoisers, provenance, render  # noqa: E402
 from ccdm_gui.core.checkpoint import ModelInfo, network_params, save_checkpoint  # noqa: E402
 from ccdm_gui.core.datasets import load_dataset  # noqa: E402
 from ccdm_gui.core.networks import build_network  # noqa: E402
@@ -406,6 +406,35 @@ def test_click_opens_inspector_with_the_true_source(qtbot, files, make_window):
     assert top.weight == pytest.approx(float(m.weight[step, r, c]), abs=1e-4)
     weights = [cd.weight for cd in res.candidates]
     assert weights == sorted(weights, reverse=True)
+
+
+def test_inspection_is_answered_inside_a_machine_step(qtbot, files, make_window, monkeypatch):
+    # A pixel clicked while a step runs (half a minute on the whole training set) is
+    # answered at the machine's next pause, not after the step.
+    w = make_window(options(files, steps=12, machine="bbels") | {"autostart": False}, wait=False)
+    entered, clicked, in_step = threading.Event(), threading.Event(), threading.Event()
+    answered_in_step = []
+    real = denoisers.MachineDenoiser.__call__
+
+    def step(self, x, t):
+        if self.last_patch_size is not None and not entered.is_set():  # the second step
+            in_step.set()
+            entered.set()
+            clicked.wait(RUN_TIMEOUT_MS / 1000)
+            cancel.check()  # a pause of the machine, as between its chunks of keys
+            in_step.clear()
+        return real(self, x, t)
+
+    monkeypatch.setattr(denoisers.MachineDenoiser, "__call__", step)
+    w.worker.inspected.connect(
+        lambda *_: answered_in_step.append(in_step.is_set()), Qt.ConnectionType.DirectConnection
+    )
+    with qtbot.waitSignal(w.comparison_ready, timeout=RUN_TIMEOUT_MS):
+        w.request()
+        qtbot.waitUntil(lambda: entered.is_set() and w.store.comp is not None)
+        assert w.inspect_pixel("provenance", 5, 6) is not None
+        clicked.set()
+    assert answered_in_step[:1] == [True]
 
 
 def test_hover_reports_pixel_values_and_source(qtbot, files, make_window):

@@ -2,11 +2,12 @@
 
 The GUI submits a comparison request (a RunSpec) and gets an id back. Only the newest
 request is wanted: submitting another one makes the running one's ``should_cancel``
-true, so it stops at the next step and its results are never shown. Frames cross to
-the GUI thread as the numpy copies that the pipeline makes, through queued signals.
+true, so it stops at the machine's next pause (core/cancel.py) and its results are
+never shown. Frames cross to the GUI thread as the numpy copies that the pipeline
+makes, through queued signals.
 
-Pixel inspections (the top candidates of one pixel) run on the same thread, between
-steps of a running comparison, so the inspector answers while a long run goes on
+Pixel inspections (the top candidates of one pixel) run on the same thread, at those
+pauses of a running comparison, so the inspector answers while a long run goes on
 without a second thread competing for the CPU.
 """
 
@@ -187,6 +188,10 @@ class Worker(QThread):
         timing = pipeline.Timing()
 
         def should_cancel() -> bool:
+            # Asked between steps and at the machine's pauses inside one (core/cancel.py,
+            # a second or less apart): a pixel inspected meanwhile is answered here, not
+            # after a step that takes half a minute on the whole training set.
+            self._serve_inspection()
             return self._cancelled(rid)
 
         def on_step(part: str, i: int, total: int, partial) -> None:
