@@ -366,6 +366,32 @@ def test_top_candidates_match_reference(machine, boundary, p, pixel):
     assert weights == sorted(weights, reverse=True)
 
 
+@pytest.mark.parametrize(
+    "machine,boundary,p,c,pixel",
+    [
+        ("bbels", "zeros", 5, 3, (4, 4)),  # interior
+        ("bbels", "zeros", 3, 1, (6, 2)),  # an edge row
+        ("els", "circular", 5, 3, (0, 8)),
+        ("els", "zeros", 3, 1, (3, 3)),
+        ("ideal", "zeros", 3, 3, (0, 0)),
+    ],
+)
+def test_top_candidates_in_blocks_of_images_match_reference(
+    monkeypatch, machine, boundary, p, c, pixel
+):
+    # Blocks of 3 images (the inspection's products at N = 60,000 are 4,096 each): the
+    # running top k and log-sum-exp carry across blocks; colour windows too.
+    monkeypatch.setattr(api, "_INSPECT_IMAGES", 3)
+    x, train = random_case(22 + p + c, c, 7, 9, 11, 1, 0.95)
+    got = top_candidates(x[0], 0.95, train, machine, p, boundary, pixel=pixel, k=6)
+    want = reference_top(x[0].numpy(), 0.95, train.numpy(), machine, p, boundary, pixel, 6)
+    assert len(got) == len(want) == 6
+    for (gi, gyx, gw), (wi, wyx, ww) in zip(got, want, strict=True):
+        assert abs(gw - ww) < 1e-5
+        if gw > 1e-3:
+            assert (gi, gyx) == (wi, tuple(wyx))
+
+
 @pytest.mark.parametrize("machine,boundary", COMBOS + [("ideal", "zeros")])
 @pytest.mark.parametrize("p", [1, 3, 5, 9])
 def test_logit_count_matches_the_table(machine, boundary, p):

@@ -15,7 +15,7 @@ from . import dedup, routes, windowsums
 from .candidates import Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
-from .patches import gather_patches, grid_positions
+from .patches import gather_patches, grid_positions, pad_images
 from .routes import Route, Task
 from .streaming import base2_stats, prepare_chunk
 from .streams import open_stream
@@ -336,15 +336,61 @@ def top_candidates(
     with torch.inference_mode():
         xs, tr, a, v = _prepare(x, abar, train)
         if machine == "ideal":
-            q = xs.reshape(1, 1, -1)
-            chunks = image_chunks(tr, _default_chunk(1, q.shape[-1]))
             kpos = torch.tensor([[[r, col]]], device=x.device)
+            parts = _image_logits(xs.reshape(-1), tr, a, v)
         else:
             prob = _group_of(machine, patch_size, boundary, h, w, r, col, x.device)
             q = gather_patches(xs, prob.qpos[0], patch_size, prob.query_boundary)
-            chunks = key_chunks(tr, prob, patch_size, _default_chunk(1, q.shape[-1]))
             kpos = prob.kpos
-        return _top_k(q.reshape(1, 1, -1), chunks, kpos, a, v, k)
+            parts = _patch_logits(q.reshape(-1), tr, kpos[0], patch_size, prob.key_boundary, a, v)
+        return _top_k(parts, kpos, k)
+
+
+# Training images per product of the inspection: two float32 maps of [n, H, W] each.
+_INSPECT_IMAGES = 4096
+
+
+def _patch_logits(q, tr, kpos, p: int, key_boundary: str, a: float, v: float):
+    """(first image, logits [n, Kp]) of one query patch ``q`` [C * P * P] against the
+    patches centred at ``kpos`` in every training image, a block of images at a time:
+    whole-image correlations, not a copy of every patch (at N = 60,000 the patches of
+    one pixel are 35 million)."""
+    c = tr.shape[1]
+    kernel = q.reshape(c, p, p)
+    rows, cols = kpos[:, 0], kpos[:, 1]
+    for n0 in range(0, tr.shape[0], _INSPECT_IMAGES):
+        cancel.check()
+        padded = pad_images(tr[n0 : n0 + _INSPECT_IMAGES], p // 2, key_boundary)
+        dots = _correlate(padded, kernel)[:, rows, cols]
+        norms = _correlate(padded * padded, torch.ones_like(kernel))[:, rows, cols]
+        yield n0, (a * dots - 0.5 * a * a * norms) / v
+
+
+def _correlate(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """[n, C, H + P - 1, W + P - 1] x [C, P, P] -> [n, H, W], the kernel's dot product
+    with the window at every position: per channel and kernel row one matrix product of
+    the images' rows with a banded matrix (torch's convolution with one output channel
+    runs at a few GFLOP/s, these products at the matrix product's rate)."""
+    n, c, hp, wp = padded.shape
+    p = kernel.shape[-1]
+    h, w = hp - p + 1, wp - p + 1
+    out = torch.zeros(n, h, w, dtype=padded.dtype, device=padded.device)
+    j = torch.arange(w, device=padded.device)
+    for ch in range(c):
+        for u in range(p):
+            band = torch.zeros(wp, w, dtype=padded.dtype, device=padded.device)
+            for t in range(p):
+                band[j + t, j] = kernel[ch, u, t]
+            out += padded[:, ch, u : u + h, :] @ band
+    return out
+
+
+def _image_logits(q, tr, a: float, v: float):
+    """The ideal machine's: whole images against the image ``q``, one key each."""
+    flat = tr.reshape(tr.shape[0], -1)
+    for n0 in range(0, flat.shape[0], _INSPECT_IMAGES):
+        keys = flat[n0 : n0 + _INSPECT_IMAGES]
+        yield n0, ((a * (keys @ q) - 0.5 * a * a * (keys * keys).sum(-1)) / v)[:, None]
 
 
 def _group_of(machine, patch_size, boundary, h, w, r, c, device) -> Problem:
@@ -363,27 +409,21 @@ def _group_of(machine, patch_size, boundary, h, w, r, c, device) -> Problem:
     raise AssertionError(f"pixel ({r}, {c}) belongs to no candidate group")
 
 
-def _top_k(q, chunks, kpos, a, v, k):
-    # One query: logits of a chunk are a vector, so keeping all-candidate log-sum-exp
-    # and a running top-k is cheap.
-    best_l = torch.empty(0, dtype=torch.float64, device=q.device)
-    best_img = torch.empty(0, dtype=torch.long, device=q.device)
-    best_kp = torch.empty(0, dtype=torch.long, device=q.device)
-    lse = torch.tensor(-math.inf, dtype=torch.float64, device=q.device)
-    for ch in chunks:
-        keys = ch.bank[0, : q.shape[-1]].T
-        logits = (a * (keys @ q[0, 0]) - 0.5 * a * a * (keys * keys).sum(-1)) / v
-        logits = logits.to(torch.float64)
+def _top_k(parts, kpos, k: int):
+    """The k heaviest of all candidates, from (first image, logits [n, Kp]) parts: a
+    running log-sum-exp over all of them and a running top k."""
+    best_l = torch.empty(0, dtype=torch.float64, device=kpos.device)
+    best_img = torch.empty(0, dtype=torch.long, device=kpos.device)
+    best_kp = torch.empty(0, dtype=torch.long, device=kpos.device)
+    lse = torch.tensor(-math.inf, dtype=torch.float64, device=kpos.device)
+    for n0, logits in parts:
+        kp_n = logits.shape[1]
+        logits = logits.reshape(-1).to(torch.float64)
         lse = torch.logaddexp(lse, torch.logsumexp(logits, 0))
-        j = torch.arange(keys.shape[0], device=q.device)
-        img = ch.first_image + torch.div(j, ch.kpos_block, rounding_mode="floor")
-        kp = ch.first_kpos + j % ch.kpos_block
-        best_l = torch.cat([best_l, logits])
-        best_img = torch.cat([best_img, img])
-        best_kp = torch.cat([best_kp, kp])
-        if best_l.numel() > k:
-            keep = torch.topk(best_l, k).indices
-            best_l, best_img, best_kp = best_l[keep], best_img[keep], best_kp[keep]
+        top = torch.topk(logits, min(k, logits.numel())).indices
+        best_l = torch.cat([best_l, logits[top]])
+        best_img = torch.cat([best_img, n0 + torch.div(top, kp_n, rounding_mode="floor")])
+        best_kp = torch.cat([best_kp, top % kp_n])
     order = torch.argsort(best_l, descending=True)[:k]
     weights = torch.exp(best_l[order] - lse)
     yx = kpos[0, best_kp[order]]
