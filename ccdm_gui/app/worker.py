@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ..core import pipeline
+from ..core import cancel, pipeline
 from ..core.checkpoint import CheckpointError
 from ..core.datasets import DatasetError
 from ..core.devices import out_of_memory
@@ -230,7 +230,9 @@ class Worker(QThread):
             return
         iid, req = job
         try:
-            result = self._inspect_one(req)
+            # Served at a comparison's pause: that comparison's cancel is not this one's.
+            with cancel.checking(None):
+                result = self._inspect_one(req)
         except Exception as e:
             _log(e)
             result = InspectResult(req, np.zeros_like(req.x_t), -1, [], user_message(e))
