@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .. import cancel
 from ..machine_registry import check_pair
-from . import dedup, routes, windowsums
+from . import dedup, local, routes, windowsums
 from .candidates import Problem, build_problems, effective_machine
 from .keys import image_chunks, key_chunks, strip_keys, strip_order, unique_chunks
 from .local import corner_mosaic, local_denoise, mosaic_position
@@ -360,9 +360,9 @@ def _patch_logits(q, tr, kpos, p: int, key_boundary: str, a: float, v: float):
     rows, cols = kpos[:, 0], kpos[:, 1]
     for n0 in range(0, tr.shape[0], _INSPECT_IMAGES):
         cancel.check()
-        padded = pad_images(tr[n0 : n0 + _INSPECT_IMAGES], p // 2, key_boundary)
-        dots = _correlate(padded, kernel)[:, rows, cols]
-        norms = _correlate(padded * padded, torch.ones_like(kernel))[:, rows, cols]
+        block = tr[n0 : n0 + _INSPECT_IMAGES]
+        dots = _correlate(pad_images(block, p // 2, key_boundary), kernel)[:, rows, cols]
+        norms = local.window_sums(block.square().sum(1), p, key_boundary)[:, rows, cols]
         yield n0, (a * dots - 0.5 * a * a * norms) / v
 
 
