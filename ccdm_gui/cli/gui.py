@@ -43,9 +43,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     if args.subset is not None:  # None: the remembered subset; 0: the whole set
         args.subset = validate.subset("--subset", args.subset) or 0
     validate.at_least("--steps", args.steps)
-    if args.label is not None and args.label.strip().lstrip("-").isdigit():
-        args.label = int(args.label)
-        validate.at_least("--label", args.label, 0)
+    number = None if args.label is None else validate.label_number(args.label)
+    if number is not None:
+        args.label = number
     elif args.label is not None:
         # A class name means what the model's dataset calls its classes: the model named,
         # else the shipped default (a remembered model is not known until the window opens).

@@ -61,6 +61,16 @@ def patch_size(what: str, value: int | None) -> int | None:
     return value
 
 
+def label_number(text: str) -> int | None:
+    """A --label given as a number (checked: 0 or more), or None where it is a class
+    name, which only the model's dataset can resolve (``label``)."""
+    if not re.fullmatch(r"-?\d+", text.strip()):
+        return None
+    if int(text) < 0:
+        raise ArgumentError("--label", f"{int(text)}: must be 0 or more")
+    return int(text)
+
+
 def label(value: int | str | None, info: ModelInfo) -> int | None:
     """A class label the model can be conditioned on (an unconditional model ignores it,
     but the machine still restricts its training images to that class): a number, or a
@@ -69,8 +79,9 @@ def label(value: int | str | None, info: ModelInfo) -> int | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"-?\d+", text):
-            value = int(text)
+        number = label_number(text)
+        if number is not None:
+            value = number
         else:
             from .datasets.known import class_names, parse_class
 
